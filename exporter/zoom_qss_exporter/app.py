@@ -1,0 +1,161 @@
+"""The HTTP application: webhook, metrics, probes and a landing page."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from . import __version__
+from .config import Settings
+from .exposition import StoreCollector, render
+from .fleet import FleetMetrics, SampleLedger
+from .health import HealthMetrics
+from .pipeline import Pipeline, PipelineOptions
+from .receiver import ReceiverOptions, WebhookReceiver
+from .store import SeriesStore, StoreLimits
+
+log = logging.getLogger("zoom_qss_exporter")
+
+
+class Exporter:
+    """Everything one process holds: the pipeline's parts and the registry that exposes them."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        disable_created_metrics()  # `_created` series only add noise to every counter here
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.store = SeriesStore(
+            StoreLimits(settings.ttl, settings.summary_ttl, settings.max_series)
+        )
+        self.health = HealthMetrics(self.registry)
+        self.fleet = FleetMetrics(self.registry, SampleLedger(settings.dedup_window))
+        self.registry.register(StoreCollector(self.store))
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.pipeline = Pipeline(
+            self.store,
+            self.fleet,
+            self.health,
+            PipelineOptions(settings.convert, settings.per_participant),
+        )
+        self.receiver = WebhookReceiver(
+            ReceiverOptions(
+                settings.secret_tokens,
+                settings.skip_signature_verification,
+                settings.replay_window,
+                settings.max_request_bytes,
+            ),
+            self.pipeline,
+            self.health,
+            clock,
+        )
+
+    def expire(self) -> int:
+        return self.pipeline.expire(self.clock())
+
+    async def metrics(self, request: Request) -> Response:
+        self.expire()  # a scrape never shows a series past its TTL
+        body, headers = render(
+            self.registry,
+            request.headers.get("accept", ""),
+            request.headers.get("accept-encoding", ""),
+        )
+        return Response(body, headers=headers)
+
+    async def landing(self, request: Request) -> Response:
+        s = self.settings
+        links = "".join(
+            f'<li><a href="{html.escape(path)}">{html.escape(path)}</a> {what}</li>'
+            for path, what in (
+                (s.telemetry_path, "metrics"),
+                ("/-/healthy", "liveness"),
+                ("/-/ready", "readiness"),
+            )
+        )
+        page = (
+            "<!doctype html><html><head><title>Zoom QSS exporter</title></head><body>"
+            f"<h1>Zoom QSS exporter</h1><p>Version {html.escape(__version__)}. Zoom posts its "
+            f"QSS events to <code>{html.escape(s.webhook_path)}</code>.</p>"
+            f"<ul>{links}</ul></body></html>"
+        )
+        return HTMLResponse(page)
+
+
+async def _healthy(request: Request) -> Response:
+    return PlainTextResponse("Healthy.\n")
+
+
+async def _ready(request: Request) -> Response:
+    return PlainTextResponse("Ready.\n")
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": f"no such path: {request.url.path}"}, status_code=404)
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return JSONResponse(
+        {"error": f"method {request.method} not allowed on {request.url.path}"}, status_code=405
+    )
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s", request.url.path, exc_info=exc)
+    return JSONResponse({"error": "internal error"}, status_code=500)
+
+
+def create_app(exporter: Exporter) -> Starlette:
+    s = exporter.settings
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if s.skip_signature_verification:
+            log.warning(
+                "signature verification is OFF: anyone who can reach %s can write metrics",
+                s.webhook_path,
+            )
+        task = asyncio.create_task(_expire_forever(exporter))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return Starlette(
+        routes=[
+            Route(s.webhook_path, exporter.receiver.handle, methods=["POST"]),
+            Route(s.telemetry_path, exporter.metrics, methods=["GET"]),
+            Route("/-/healthy", _healthy, methods=["GET", "HEAD"]),
+            Route("/-/ready", _ready, methods=["GET", "HEAD"]),
+            Route("/", exporter.landing, methods=["GET"]),
+        ],
+        exception_handlers={404: _not_found, 405: _not_allowed, 500: _server_error},
+        lifespan=lifespan,
+    )
+
+
+async def _expire_forever(exporter: Exporter) -> None:
+    while True:
+        await asyncio.sleep(exporter.settings.expiry_interval)
+        expired = exporter.expire()
+        if expired:
+            log.debug("expired %d series", expired)

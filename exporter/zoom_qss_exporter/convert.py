@@ -1,0 +1,444 @@
+"""Pure conversion of a validated event into samples, metadata, departures and fleet samples.
+
+Nothing here holds state or knows the time: the same event always gives the same
+:class:`Conversion`, which the pipeline then applies to the store and the fleet metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import NamedTuple
+
+from . import families as f
+from .events import (
+    CallQosEvent,
+    CallQosSample,
+    CallQosSummaryEvent,
+    DataItem,
+    Event,
+    MeetingEvent,
+    QosItem,
+    SessionEvent,
+)
+from .values import (
+    InvalidValue,
+    parse_cpu_pressure,
+    parse_dbm,
+    parse_fps,
+    parse_kbps,
+    parse_ms,
+    parse_number,
+    parse_percent,
+    parse_quality,
+    parse_resolution,
+)
+
+Parser = Callable[[object], float | None]
+Owner = tuple[str, str, str]
+"""Whose per-sample series these are: (product, meeting_id, participant_id) or
+("phone", call_id, user_id)."""
+
+QOS_TYPES = frozenset(
+    {
+        "audio_input",
+        "audio_output",
+        "video_input",
+        "video_output",
+        "as_input",
+        "as_output",
+        "cpu_usage",
+        "wifi_rssi",
+        "notification",
+        "audio_quality",
+        "video_quality",
+        "as_quality",
+        *(
+            f"{media}_device_{way}_{hop}"
+            for media in ("audio", "video", "as")
+            for way in ("from", "to")
+            for hop in ("crc", "rwg")
+        ),
+    }
+)
+NOTIFICATIONS = frozenset({"network bandwidth low", "internet connection unstable"})
+PHONE_DIRECTIONS = frozenset({"sending", "receiving"})
+
+
+class UserNameMode(Enum):
+    PLAIN = "plain"
+    HASH = "hash"
+    OFF = "off"
+
+
+@dataclass(frozen=True, slots=True)
+class ConvertOptions:
+    user_name: UserNameMode = UserNameMode.PLAIN
+    hash_salt: str = ""
+
+
+class Sample(NamedTuple):
+    family: f.Family
+    labels: tuple[str, ...]
+    value: float
+    timestamp: float  # Zoom's own time of the value, Unix seconds
+
+
+class FleetSample(NamedTuple):
+    """One QoS sample for the fleet histograms and counters, keyed for redelivery checks."""
+
+    stream: tuple[str, ...]  # the sample stream: owner plus QoS type or direction
+    timestamp: float
+    product: str
+    qos_type: str
+    latency: float | None = None
+    jitter: float | None = None
+    loss: float | None = None
+    mos: float | None = None
+    notification: str | None = None
+
+
+class InfoUpdate(NamedTuple):
+    owner: Owner
+    values: dict[str, str]  # INFO_LABELS after the three identity labels; "" = unknown
+    timestamp: float
+
+
+@dataclass(slots=True)
+class Conversion:
+    owner: Owner | None = None  # owner of the Lifetime.SAMPLE samples
+    samples: list[Sample] = field(default_factory=list)
+    info: InfoUpdate | None = None
+    departures: list[Owner] = field(default_factory=list)
+    fleet: list[FleetSample] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # reasons, for items_skipped_total
+
+
+def convert(event: Event, options: ConvertOptions) -> Conversion:
+    if isinstance(event, CallQosEvent):
+        return _call_qos(event)
+    if isinstance(event, CallQosSummaryEvent):
+        return _call_qos_summary(event)
+    return _participant_event(event, options)
+
+
+# --- meetings, webinars and Video SDK sessions ------------------------------------------------
+
+_STATS = ("min", "avg", "max")
+
+_MINUTE_FIELDS: dict[str, tuple[f.Family, Parser, str | None]] = {
+    "bitrate": (f.BITRATE, parse_kbps, None),
+    "latency": (f.LATENCY, parse_ms, None),
+    "jitter": (f.JITTER, parse_ms, None),
+    "avg_loss": (f.LOSS_AVG, parse_percent, None),
+    "max_loss": (f.LOSS_MAX, parse_percent, None),
+    "frame_rate": (f.FRAME_RATE, parse_fps, None),
+    "quality_score": (f.QUALITY_SCORE, parse_number, None),
+    "quality": (f.QUALITY_LEVEL, parse_quality, None),
+    "system_max_cpu_usage": (f.SYSTEM_CPU_MAX, parse_percent, None),
+    **{f"{s}_rssi": (f.RSSI, parse_dbm, s) for s in _STATS},
+    **{f"zoom_{s}_cpu_usage": (f.ZOOM_CPU, parse_percent, s) for s in _STATS},
+    **{f"system_{s}_cpu_pressure_level": (f.CPU_PRESSURE, parse_cpu_pressure, s) for s in _STATS},
+}
+
+_SUMMARY_FIELDS: dict[str, tuple[f.Family, Parser, str | None]] = {
+    "system_max_cpu_usage": (f.P_SYSTEM_CPU_MAX, parse_percent, None),
+    "quality": (f.P_QUALITY_LEVEL, parse_quality, None),
+    "quality_score": (f.P_QUALITY_SCORE, parse_number, None),
+    **{f"{s}_bitrate": (f.P_BITRATE, parse_kbps, s) for s in _STATS},
+    **{f"{s}_latency": (f.P_LATENCY, parse_ms, s) for s in _STATS},
+    **{f"{s}_jitter": (f.P_JITTER, parse_ms, s) for s in _STATS},
+    **{f"{s}_loss": (f.P_LOSS, parse_percent, s) for s in _STATS},
+    **{f"{s}_frame_rate": (f.P_FRAME_RATE, parse_fps, s) for s in _STATS},
+    **{f"{s}_rssi": (f.P_RSSI, parse_dbm, s) for s in _STATS},
+    **{f"zoom_{s}_cpu_usage": (f.P_ZOOM_CPU, parse_percent, s) for s in _STATS},
+    **{f"system_{s}_cpu_pressure_level": (f.P_CPU_PRESSURE, parse_cpu_pressure, s) for s in _STATS},
+}
+
+# Known fields that feed no gauge of their own (read elsewhere, or deliberately not exported).
+_MINUTE_OTHER = frozenset({"resolution", "rssi_unit", "network_notification"})
+_SUMMARY_OTHER = frozenset({"resolution", "rssi_unit"})
+_RSSI_FIELDS = frozenset(f"{s}_rssi" for s in _STATS)
+
+
+def _participant_event(event: MeetingEvent | SessionEvent, options: ConvertOptions) -> Conversion:
+    product = event.event.partition(".")[0]
+    owner: Owner = (product, event.meeting_id, event.participant_id)
+    kind = event.event.rpartition("_")[2]  # qos | summary ("qos_summary" / "data_summary") | data
+    out = Conversion(owner=owner)
+    event_time = event.event_ts / 1000.0
+    out.info = InfoUpdate(owner, _info_values(event.data, event.user_name, options), event_time)
+    if kind == "qos":
+        for item in event.qos:
+            _minute_item(item, owner, out)
+    elif event.event.endswith("_qos_summary"):
+        out.departures.append(owner)
+        for item in event.qos:
+            _summary_item(item, owner, event_time, out)
+    return out
+
+
+def _known_type(item: QosItem | CallQosSample, out: Conversion) -> bool:
+    if item.invalid:
+        out.skipped.append("invalid_item")
+        return False
+    if item.type not in QOS_TYPES:
+        out.skipped.append("unknown_qos_type")
+        return False
+    return True
+
+
+def _minute_item(item: QosItem, owner: Owner, out: Conversion) -> None:
+    if not _known_type(item, out):
+        return
+    when = parse_time(item.date_time)
+    if when is None:
+        out.skipped.append("invalid_date_time")
+        return
+    labels = (*owner, item.type)
+    values = dict(_read_fields(item.details, _MINUTE_FIELDS, _MINUTE_OTHER, labels, when, out))
+    out.samples.extend(values.values())
+    out.samples.extend(_resolution(item.details, f.WIDTH, f.HEIGHT, labels, when, out))
+    out.samples.append(Sample(f.SAMPLE_TIMESTAMP, labels, when, when))
+
+    def value(name: str) -> float | None:
+        sample = values.get(name)
+        return sample.value if sample else None
+
+    notification = None
+    raw_note = item.details.get("network_notification")
+    if isinstance(raw_note, str) and raw_note.strip():
+        notification = raw_note.strip().lower()
+        if notification not in NOTIFICATIONS:
+            notification = "other"
+    out.fleet.append(
+        FleetSample(
+            stream=labels,
+            timestamp=when,
+            product=owner[0],
+            qos_type=item.type,
+            latency=value("latency"),
+            jitter=value("jitter"),
+            loss=value("avg_loss"),
+            notification=notification,
+        )
+    )
+
+
+def _summary_item(item: QosItem, owner: Owner, when: float, out: Conversion) -> None:
+    if not _known_type(item, out):
+        return
+    labels = (*owner, item.type)
+    out.samples.extend(
+        sample
+        for _, sample in _read_fields(
+            item.details, _SUMMARY_FIELDS, _SUMMARY_OTHER, labels, when, out
+        )
+    )
+    out.samples.extend(_resolution(item.details, f.P_WIDTH, f.P_HEIGHT, labels, when, out))
+
+
+def _read_fields(
+    details: dict[str, object],
+    table: dict[str, tuple[f.Family, Parser, str | None]],
+    other: frozenset[str],
+    labels: tuple[str, ...],
+    when: float,
+    out: Conversion,
+) -> Iterator[tuple[str, Sample]]:
+    rssi_unit = details.get("rssi_unit")
+    rssi_ok = rssi_unit in (None, "") or (
+        isinstance(rssi_unit, str) and rssi_unit.strip().lower() == "dbm"
+    )
+    for name, raw in details.items():
+        spec = table.get(name)
+        if spec is None:
+            if name not in other:
+                out.skipped.append("unknown_field")
+            continue
+        if name in _RSSI_FIELDS and not rssi_ok:
+            out.skipped.append("unsupported_rssi_unit")
+            continue
+        family, parser, stat = spec
+        try:
+            value = parser(raw)
+        except InvalidValue:
+            out.skipped.append("invalid_value")
+            continue
+        if value is not None:
+            yield name, Sample(family, labels if stat is None else (*labels, stat), value, when)
+
+
+def _resolution(
+    details: dict[str, object],
+    width: f.Family,
+    height: f.Family,
+    labels: tuple[str, ...],
+    when: float,
+    out: Conversion,
+) -> Iterator[Sample]:
+    try:
+        size = parse_resolution(details.get("resolution"))
+    except InvalidValue:
+        out.skipped.append("invalid_value")
+        return
+    if size is not None:
+        yield Sample(width, labels, size[0], when)
+        yield Sample(height, labels, size[1], when)
+
+
+_INFO_FIELDS = (
+    ("device", "device"),
+    ("network_type", "network_type"),
+    ("connection_type", "connection_type"),
+    ("data_center", "data_center"),
+    ("client_version", "version"),
+    ("location", "location"),
+    ("microphone", "microphone"),
+    ("speaker", "speaker"),
+    ("camera", "camera"),
+)
+
+
+def _info_values(
+    items: Iterable[DataItem], user_name: str, options: ConvertOptions
+) -> dict[str, str]:
+    values = {"user_name": _user_name(user_name, options)}
+    values.update({label: "" for label, _ in _INFO_FIELDS})
+    for item in items:  # later items are newer: their non-empty values win
+        if item.invalid:
+            continue
+        for label, source in _INFO_FIELDS:
+            text = getattr(item, source) or (item.Location if source == "location" else "")
+            if text:
+                values[label] = text
+    return values
+
+
+def _user_name(name: str, options: ConvertOptions) -> str:
+    if not name or options.user_name is UserNameMode.OFF:
+        return ""
+    if options.user_name is UserNameMode.HASH:
+        digest = hashlib.sha256((options.hash_salt + name).encode("utf-8")).hexdigest()
+        return digest[:16]
+    return name
+
+
+def parse_time(text: str) -> float | None:
+    """Zoom's ISO 8601 ``date_time`` ("2021-07-13T21:44:51Z") to Unix seconds."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:  # Zoom's times are UTC; tolerate a missing "Z"
+        return moment.replace(tzinfo=_UTC).timestamp()
+    return moment.timestamp()
+
+
+_UTC = datetime.fromisoformat("1970-01-01T00:00:00+00:00").tzinfo
+
+
+# --- Zoom Phone -------------------------------------------------------------------------------
+
+_PHONE_FIELDS: dict[str, tuple[f.Family, f.Family | None, Parser]] = {
+    # field: (per-sample family, whole-call family with stat, parser)
+    "mos": (f.PHONE_MOS, f.CALL_MOS, parse_number),
+    "jitter": (f.PHONE_JITTER, f.CALL_JITTER, parse_ms),
+    "network_delay": (f.PHONE_DELAY, f.CALL_DELAY, parse_ms),
+    "avg_loss": (f.PHONE_LOSS_AVG, f.CALL_LOSS, parse_percent),
+    "max_loss": (f.PHONE_LOSS_MAX, None, parse_percent),
+    "bitrate": (f.PHONE_BITRATE, f.CALL_BITRATE, parse_kbps),
+}
+_PHONE_OTHER = frozenset({"network"})
+
+
+def _phone_values(details: dict[str, object], out: Conversion) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for name, raw in details.items():
+        spec = _PHONE_FIELDS.get(name)
+        if spec is None:
+            if name not in _PHONE_OTHER:
+                out.skipped.append("unknown_field")
+            continue
+        try:
+            value = spec[2](raw)
+        except InvalidValue:
+            out.skipped.append("invalid_value")
+            continue
+        if value is not None:
+            values[name] = value
+    return values
+
+
+def _call_qos(event: CallQosEvent) -> Conversion:
+    call = event.payload.object
+    party = call.call_qos
+    owner: Owner = ("phone", call.call_id, party.party_id)
+    out = Conversion(owner=owner)
+    sample = party.qos
+    if sample.invalid:
+        out.skipped.append("invalid_item")
+        return out
+    if sample.type not in PHONE_DIRECTIONS:
+        out.skipped.append("unknown_qos_type")
+        return out
+    when = parse_time(sample.date_time)
+    if when is None:
+        out.skipped.append("invalid_date_time")
+        return out
+    labels = (call.call_id, party.party_id, party.type, sample.type)
+    values = _phone_values(sample.details, out)
+    for name, value in values.items():
+        out.samples.append(Sample(_PHONE_FIELDS[name][0], labels, value, when))
+    out.fleet.append(
+        FleetSample(
+            stream=labels,
+            timestamp=when,
+            product="phone",
+            qos_type=sample.type,
+            latency=values.get("network_delay"),
+            jitter=values.get("jitter"),
+            loss=values.get("avg_loss"),
+            mos=values.get("mos"),
+        )
+    )
+    return out
+
+
+def _call_qos_summary(event: CallQosSummaryEvent) -> Conversion:
+    call = event.payload.object
+    when = event.event_ts / 1000.0
+    out = Conversion()
+    for party in call.call_qos:
+        if not party.party_id:
+            out.skipped.append("invalid_item")
+            continue
+        out.departures.append(("phone", call.call_id, party.party_id))
+        per_direction: dict[str, dict[str, list[float]]] = {}
+        for sample in party.qos:
+            if sample.invalid:
+                out.skipped.append("invalid_item")
+                continue
+            if sample.type not in PHONE_DIRECTIONS:
+                out.skipped.append("unknown_qos_type")
+                continue
+            series = per_direction.setdefault(sample.type, {})
+            for name, value in _phone_values(sample.details, out).items():
+                series.setdefault(name, []).append(value)
+        for direction, series in per_direction.items():
+            labels = (call.call_id, party.party_id, party.type, direction)
+            for name, values in series.items():
+                family = _PHONE_FIELDS[name][1]
+                if family is None:  # max_loss: only its peak is meaningful
+                    out.samples.append(Sample(f.CALL_LOSS_PEAK, labels, max(values), when))
+                    continue
+                for stat, value in zip(
+                    _STATS, (min(values), sum(values) / len(values), max(values)), strict=True
+                ):
+                    out.samples.append(Sample(family, (*labels, stat), value, when))
+    return out

@@ -1,0 +1,95 @@
+"""The exporter's own metrics (``zoom_qss_exporter_*``), so it can explain its behaviour."""
+
+from __future__ import annotations
+
+import platform
+from collections import Counter as Tally
+from enum import Enum
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from . import __version__
+from .events import EVENT_MODELS
+
+URL_VALIDATION = "endpoint.url_validation"
+OTHER_EVENT = "other"  # an authentic event whose name we do not know
+UNVERIFIED = "unverified"  # the signature failed, so the claimed name is not trusted
+
+_PROCESSING_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+class Outcome(Enum):
+    ACCEPTED = "accepted"
+    INVALID_SIGNATURE = "invalid_signature"
+    INVALID_PAYLOAD = "invalid_payload"
+    UNKNOWN_EVENT = "unknown_event"
+    STALE = "stale"
+    REJECTED_OVERLOAD = "rejected_overload"
+
+
+def event_label(name: object) -> str:
+    """Bounded label value for an event name taken from an authenticated body."""
+    if isinstance(name, str) and (name in EVENT_MODELS or name == URL_VALIDATION):
+        return name
+    return OTHER_EVENT
+
+
+class HealthMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        prefix = "zoom_qss_exporter_"
+        self.events = Counter(
+            prefix + "events",
+            "Webhook deliveries by event and outcome.",
+            ("event", "outcome"),
+            registry=registry,
+        )
+        self.items_skipped = Counter(
+            prefix + "items_skipped",
+            "QoS items or fields ignored (unknown type or field, unreadable value, ...).",
+            ("reason",),
+            registry=registry,
+        )
+        self.last_event = Gauge(
+            prefix + "last_event_timestamp_seconds",
+            "When the last authentic event was accepted (Unix seconds).",
+            registry=registry,
+        )
+        self.processing = Histogram(
+            prefix + "event_processing_seconds",
+            "Time to handle one webhook delivery, from first byte read to answer.",
+            ("event",),
+            buckets=_PROCESSING_BUCKETS,
+            registry=registry,
+        )
+        build = Gauge(
+            prefix + "build_info",
+            "Version of the exporter and of Python (value 1).",
+            ("version", "python_version"),
+            registry=registry,
+        )
+        build.labels(__version__, platform.python_version()).set(1)
+        for event in EVENT_MODELS:  # the series alerts and dashboards expect exist from the start
+            self.events.labels(event, Outcome.ACCEPTED.value)
+        self.events.labels(UNVERIFIED, Outcome.INVALID_SIGNATURE.value)
+
+    def count_event(self, event: str, outcome: Outcome) -> None:
+        self.events.labels(event, outcome.value).inc()
+
+    def count_skipped(self, reasons: list[str]) -> None:
+        for reason, n in Tally(reasons).items():
+            self.items_skipped.labels(reason).inc(n)

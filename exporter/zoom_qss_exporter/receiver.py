@@ -1,0 +1,209 @@
+"""The webhook endpoint: size -> signature -> content type -> JSON -> schema -> pipeline.
+
+Authentication comes before any parsing, so an unsigned body costs one HMAC per configured
+token and nothing more. Every refusal is a JSON ``{"error": ...}`` with the status Zoom's
+retry logic expects (4xx is never retried; 5xx would be).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+
+from .events import EVENT_MODELS, ValidationError, describe_validation_error
+from .health import UNVERIFIED, URL_VALIDATION, HealthMetrics, Outcome, event_label
+from .pipeline import Pipeline
+from .signature import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    SignatureError,
+    url_validation_token,
+    verify_signature,
+)
+
+log = logging.getLogger("zoom_qss_exporter.receiver")
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverOptions:
+    secret_tokens: Sequence[str]
+    skip_signature_verification: bool = False
+    replay_window: float = 300.0
+    max_request_bytes: int = 1 << 20
+
+
+class Refusal(Exception):
+    """Ends a request early with ``status`` and a human-readable reason."""
+
+    def __init__(self, status: int, message: str, event: str, outcome: Outcome) -> None:
+        super().__init__(message)
+        self.status = status
+        self.event = event
+        self.outcome = outcome
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class WebhookReceiver:
+    def __init__(
+        self,
+        options: ReceiverOptions,
+        pipeline: Pipeline,
+        health: HealthMetrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.options = options
+        self.pipeline = pipeline
+        self.health = health
+        self.clock = clock
+
+    async def handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        request_id = request.headers.get("x-zm-request-id", "")
+        try:
+            event, response = await self._handle(request)
+        except Refusal as refusal:
+            event, outcome = refusal.event, refusal.outcome
+            self.health.count_event(event, outcome)
+            log.info("refused delivery %s: %s %s (%s)", request_id, refusal.status, refusal, event)
+            response = JSONResponse({"error": str(refusal)}, status_code=refusal.status)
+        self.health.processing.labels(event).observe(time.perf_counter() - started)
+        return response
+
+    async def _handle(self, request: Request) -> tuple[str, Response]:
+        body = await self._read_body(request)
+        now = self.clock()
+        token = self._verify(request, body, now)
+        request_id = request.headers.get("x-zm-request-id", "")
+        content_type = request.headers.get("content-type", "")
+        if content_type.partition(";")[0].strip().lower() != "application/json":
+            raise Refusal(
+                415,
+                f"content type must be application/json, not {content_type[:60]!r}",
+                event_label(None),
+                Outcome.INVALID_PAYLOAD,
+            )
+        document = _parse_json(body)
+        name = document.get("event")
+        label = event_label(name)
+        if name == URL_VALIDATION:
+            return label, self._url_validation(document, token)
+        if not isinstance(name, str) or not name:
+            raise Refusal(
+                422, "event: a non-empty string is required", label, Outcome.INVALID_PAYLOAD
+            )
+        model = EVENT_MODELS.get(name)
+        if model is None:
+            self.health.count_event(label, Outcome.UNKNOWN_EVENT)
+            log.info("ignored unknown event %r (delivery %s)", name[:80], request_id)
+            return label, JSONResponse({"status": "ignored", "reason": "unknown event"})
+        try:
+            event = model.model_validate(document)
+        except ValidationError as error:
+            raise Refusal(
+                422, describe_validation_error(error), label, Outcome.INVALID_PAYLOAD
+            ) from None
+        outcome = self.pipeline.ingest(event, now)
+        self.health.count_event(label, outcome)
+        self.health.last_event.set(now)
+        log.debug("delivery %s: %s %s", request_id, name, outcome.value)
+        return label, JSONResponse({"status": outcome.value})
+
+    async def _read_body(self, request: Request) -> bytes:
+        limit = self.options.max_request_bytes
+        too_large = Refusal(
+            413, f"request body exceeds {limit} bytes", UNVERIFIED, Outcome.INVALID_PAYLOAD
+        )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise Refusal(
+                400,
+                "client disconnected before the body was complete",
+                UNVERIFIED,
+                Outcome.INVALID_PAYLOAD,
+            ) from None
+        return b"".join(chunks)
+
+    def _verify(self, request: Request, body: bytes, now: float) -> str | None:
+        """The token that signed the request; ``None`` when verification is switched off."""
+        if self.options.skip_signature_verification:
+            return None
+        try:
+            return verify_signature(
+                body,
+                request.headers.get(TIMESTAMP_HEADER),
+                request.headers.get(SIGNATURE_HEADER),
+                self.options.secret_tokens,
+                now,
+                self.options.replay_window,
+            )
+        except SignatureError as error:
+            raise Refusal(401, str(error), UNVERIFIED, Outcome.INVALID_SIGNATURE) from None
+
+    def _url_validation(self, document: dict[str, object], token: str | None) -> Response:
+        payload = document.get("payload")
+        plain = payload.get("plainToken") if isinstance(payload, dict) else None
+        if not isinstance(plain, str) or not plain:
+            raise Refusal(
+                422,
+                "payload.plainToken: a non-empty string is required",
+                URL_VALIDATION,
+                Outcome.INVALID_PAYLOAD,
+            )
+        if token is None:
+            if not self.options.secret_tokens:
+                raise Refusal(
+                    422,
+                    "cannot answer endpoint.url_validation: no secret token configured",
+                    URL_VALIDATION,
+                    Outcome.INVALID_PAYLOAD,
+                )
+            token = self.options.secret_tokens[0]
+        self.health.count_event(URL_VALIDATION, Outcome.ACCEPTED)
+        log.info("answered endpoint.url_validation")
+        return JSONResponse(
+            {"plainToken": plain, "encryptedToken": url_validation_token(token, plain)}
+        )
+
+
+def _parse_json(body: bytes) -> dict[str, object]:
+    try:
+        document = json.loads(body, parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise Refusal(
+            400, "body is not valid UTF-8", event_label(None), Outcome.INVALID_PAYLOAD
+        ) from None
+    except (ValueError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise Refusal(
+            400,
+            f"body is not valid JSON: {reason}"[:200],
+            event_label(None),
+            Outcome.INVALID_PAYLOAD,
+        ) from None
+    if not isinstance(document, dict):
+        raise Refusal(
+            400,
+            f"body must be a JSON object, not {type(document).__name__}",
+            event_label(None),
+            Outcome.INVALID_PAYLOAD,
+        )
+    return document
