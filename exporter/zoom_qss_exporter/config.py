@@ -109,7 +109,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
     ) -> None:
         env = env_name(name)
         raw = environ.get(env, default)
-        value = convert(raw) if raw is not None else None
+        try:
+            value = convert(raw) if raw is not None else None
+        except (argparse.ArgumentTypeError, ValueError) as error:
+            raise ConfigError(f"{env}={raw!r}: {error}") from None
         parser.add_argument(
             name,
             type=convert,
@@ -120,7 +123,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
 
     def switch(name: str, default: bool, help: str) -> None:
         env = env_name(name)
-        value = _bool(environ[env]) if env in environ else default
+        try:
+            value = _bool(environ[env]) if env in environ else default
+        except argparse.ArgumentTypeError as error:
+            raise ConfigError(f"{env}: {error}") from None
         parser.add_argument(
             name,
             action=argparse.BooleanOptionalAction,

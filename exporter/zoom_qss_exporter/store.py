@@ -67,11 +67,14 @@ class SeriesStore:
     def families(self) -> Iterator[tuple[Family, Mapping[Labels, Series]]]:
         yield from self._series.items()
 
+    def families_dict(self) -> Mapping[Family, Mapping[Labels, Series]]:
+        return self._series
+
     def get(self, family: Family, labels: Labels) -> Series | None:
         return self._series[family].get(labels)
 
-    def has_departed(self, owner: Owner) -> bool:
-        return owner in self._departed
+    def has_departed(self, owner: Owner, now: float) -> bool:
+        return self._departed.get(owner, now) > now
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -80,7 +83,7 @@ class SeriesStore:
         for leaver in conversion.departures:
             self._depart(leaver, now)
         owner = conversion.owner
-        departed = owner is not None and owner in self._departed
+        departed = owner is not None and self._departed.get(owner, now) > now
         for sample in conversion.samples:
             family = sample.family
             sample_series = family.lifetime is Lifetime.SAMPLE

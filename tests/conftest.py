@@ -1,0 +1,137 @@
+"""Shared fixtures: a real exporter on loopback with an injectable clock, and signed posts."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from prometheus_client.parser import text_string_to_metric_families
+
+from zoom_qss_exporter.app import Exporter, create_app
+from zoom_qss_exporter.config import Settings
+from zoom_qss_exporter.signature import sign_headers
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "spec" / "examples"
+TOKEN = "test-secret-token"
+START = 1_700_000_000.0
+
+
+def example(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((EXAMPLES / f"{name}.json").read_text())
+    return data
+
+
+class FakeClock:
+    """The exporter's clock, moved by the test instead of by sleeping."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+SeriesKey = tuple[str, frozenset[tuple[str, str]]]
+
+
+def parse_metrics(text: str) -> dict[SeriesKey, float]:
+    out: dict[SeriesKey, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def series_of(metrics: dict[SeriesKey, float], name: str) -> dict[frozenset[tuple[str, str]], float]:
+    return {labels: value for (n, labels), value in metrics.items() if n == name}
+
+
+def key(name: str, **labels: str) -> SeriesKey:
+    return (name, frozenset(labels.items()))
+
+
+@dataclass
+class LiveExporter:
+    """An exporter served by uvicorn on 127.0.0.1, as Zoom and Prometheus would reach it."""
+
+    exporter: Exporter
+    clock: FakeClock
+    url: str
+    client: httpx.Client
+
+    def post(
+        self,
+        event: dict[str, Any] | bytes,
+        *,
+        token: str = TOKEN,
+        timestamp: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        body = event if isinstance(event, bytes) else json.dumps(event).encode()
+        signed = sign_headers(token, int(self.clock() if timestamp is None else timestamp), body)
+        all_headers = {"content-type": "application/json", **signed, **(headers or {})}
+        return self.client.post(self.url + "/webhook", content=body, headers=all_headers)
+
+    def metrics_text(self) -> str:
+        response = self.client.get(self.url + "/metrics")
+        assert response.status_code == 200
+        return response.text
+
+    def metrics(self) -> dict[SeriesKey, float]:
+        return parse_metrics(self.metrics_text())
+
+
+def serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.005)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+LiveFactory = Callable[..., LiveExporter]
+
+
+@pytest.fixture
+def live_factory() -> Iterator[LiveFactory]:
+    running: list[tuple[uvicorn.Server, threading.Thread, httpx.Client]] = []
+
+    def start(**overrides: Any) -> LiveExporter:
+        settings = replace(Settings(secret_tokens=(TOKEN,)), **overrides)
+        clock = FakeClock()
+        exporter = Exporter(settings, clock=clock)
+        server, thread, url = serve(create_app(exporter))
+        client = httpx.Client(timeout=10)
+        running.append((server, thread, client))
+        return LiveExporter(exporter, clock, url, client)
+
+    yield start
+    for server, thread, client in running:
+        client.close()
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live(live_factory: LiveFactory) -> LiveExporter:
+    return live_factory()

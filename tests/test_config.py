@@ -1,0 +1,121 @@
+"""Flags, environment variables, and refusing to start without a secret token."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from zoom_qss_exporter.config import ConfigError, load_settings, parse_duration
+from zoom_qss_exporter.convert import UserNameMode
+
+
+def test_defaults_follow_the_design() -> None:
+    s = load_settings([], {"ZOOM_WEBHOOK_SECRET_TOKEN": "t"})
+    assert (s.host, s.port) == ("0.0.0.0", 9981)
+    assert (s.telemetry_path, s.webhook_path) == ("/metrics", "/webhook")
+    assert (s.ttl, s.summary_ttl, s.max_series) == (300, 3600, 1_000_000)
+    assert s.per_participant is True
+    assert s.replay_window == 300
+    assert s.max_request_bytes == 1 << 20
+    assert s.convert.user_name is UserNameMode.PLAIN
+
+
+def test_tokens_rotate_from_env_and_file(tmp_path: Path) -> None:
+    token_file = tmp_path / "tokens"
+    token_file.write_text("from-file\n")
+    s = load_settings(
+        ["--zoom.secret-token-file", str(token_file)],
+        {"ZOOM_WEBHOOK_SECRET_TOKEN": "old, new"},
+    )
+    assert s.secret_tokens == ("old", "new", "from-file")
+
+
+def test_no_token_is_refused_with_a_fix() -> None:
+    with pytest.raises(ConfigError, match="ZOOM_WEBHOOK_SECRET_TOKEN"):
+        load_settings([], {})
+    s = load_settings(["--zoom.skip-signature-verification"], {})
+    assert s.skip_signature_verification and s.secret_tokens == ()
+
+
+def test_every_flag_has_an_environment_variable() -> None:
+    env = {
+        "ZOOM_WEBHOOK_SECRET_TOKEN": "t",
+        "ZOOM_QSS_WEB_LISTEN_ADDRESS": "127.0.0.1:9000",
+        "ZOOM_QSS_WEB_TELEMETRY_PATH": "/m",
+        "ZOOM_QSS_WEB_WEBHOOK_PATH": "/zoom",
+        "ZOOM_QSS_STORE_TTL": "2m",
+        "ZOOM_QSS_STORE_SUMMARY_TTL": "1h30m",
+        "ZOOM_QSS_STORE_MAX_SERIES": "500",
+        "ZOOM_QSS_STORE_PER_PARTICIPANT": "false",
+        "ZOOM_QSS_PRIVACY_USER_NAME": "hash",
+    }
+    s = load_settings([], env)
+    assert (s.host, s.port, s.telemetry_path, s.webhook_path) == (
+        "127.0.0.1", 9000, "/m", "/zoom"
+    )
+    assert (s.ttl, s.summary_ttl, s.max_series, s.per_participant) == (120, 5400, 500, False)
+    assert s.convert.user_name is UserNameMode.HASH
+    # a flag beats its environment variable
+    assert load_settings(["--store.ttl", "30s"], env).ttl == 30
+
+
+def test_bad_environment_value_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="ZOOM_QSS_STORE_TTL"):
+        load_settings([], {"ZOOM_WEBHOOK_SECRET_TOKEN": "t", "ZOOM_QSS_STORE_TTL": "soon"})
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("300", 300), ("5m", 300), ("1h30m", 5400), ("500ms", 0.5), ("2d", 172800)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def _cli_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_QSS_", "ZOOM_WEBHOOK"))}
+    return {**env, **extra}
+
+
+def test_console_script_refuses_to_start_without_token() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "zoom_qss_exporter.cli"],
+        env=_cli_env(), capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "ZOOM_WEBHOOK_SECRET_TOKEN" in result.stderr
+    assert "--zoom.skip-signature-verification" in result.stderr
+
+
+def test_console_script_serves(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zoom_qss_exporter.cli", "serve",
+         "--web.listen-address", f"127.0.0.1:{port}"],
+        env=_cli_env(ZOOM_WEBHOOK_SECRET_TOKEN="t"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/-/healthy", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, "exporter exited"
+                assert time.monotonic() < deadline, "exporter did not come up"
+                time.sleep(0.05)
+        assert response.status_code == 200
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+        assert "zoom_qss_exporter_build_info" in metrics.text
+    finally:
+        process.terminate()
+        assert process.wait(timeout=15) in (0, -15)  # uvicorn re-raises SIGTERM when done

@@ -1,0 +1,168 @@
+"""Conversion as a pure function: a payload in, samples and skip reasons out."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from conftest import example
+
+from zoom_qss_exporter import families as f
+from zoom_qss_exporter.convert import ConvertOptions, Conversion, UserNameMode, convert
+from zoom_qss_exporter.events import EVENT_MODELS
+
+
+def run(event: dict[str, Any], options: ConvertOptions | None = None) -> Conversion:
+    model = EVENT_MODELS[event["event"]].model_validate(event)
+    return convert(model, options or ConvertOptions())
+
+
+def with_details(details: dict[str, Any], qos_type: str = "audio_input",
+                 name: str = "meeting.participant_qos") -> dict[str, Any]:
+    event = copy.deepcopy(example(name))
+    holder = event["payload"]["object"].get("participant") or event["payload"]["object"]["user"]
+    holder["qos"] = [{"date_time": "2021-07-13T21:44:51Z", "type": qos_type, "details": details}]
+    return event
+
+
+def values(conversion: Conversion) -> dict[tuple[str, tuple[str, ...]], float]:
+    return {(s.family.name, s.labels[3:]): s.value for s in conversion.samples}
+
+
+def test_units_with_and_without_space_agree() -> None:
+    spaced = run(with_details({"bitrate": "27.15 kbps", "latency": "7 ms", "avg_loss": "1 %"}))
+    tight = run(with_details({"bitrate": "27.15kbps", "latency": "7ms", "avg_loss": "1%"}))
+    assert values(spaced) == values(tight)
+    assert values(tight)[("zoom_qos_bitrate_bytes_per_second", ("audio_input",))] == (
+        pytest.approx(27.15 * 125)
+    )
+
+
+def test_no_value_markers_emit_no_sample_and_are_not_errors() -> None:
+    out = run(with_details({"latency": "", "jitter": "-", "resolution": "0*0", "frame_rate": ""},
+                           qos_type="video_input"))
+    names = {s.family.name for s in out.samples}
+    assert names == {"zoom_qos_sample_timestamp_seconds"}
+    assert out.skipped == []
+
+
+def test_video_values() -> None:
+    out = run(with_details({"resolution": "1280*720", "frame_rate": "25 fps"}, "video_output"))
+    got = values(out)
+    assert got[("zoom_qos_resolution_width_pixels", ("video_output",))] == 1280
+    assert got[("zoom_qos_resolution_height_pixels", ("video_output",))] == 720
+    assert got[("zoom_qos_frame_rate_fps", ("video_output",))] == 25
+
+
+def test_cpu_usage_and_pressure() -> None:
+    out = run(with_details({
+        "zoom_min_cpu_usage": "1%", "zoom_avg_cpu_usage": "2%", "zoom_max_cpu_usage": "5%",
+        "system_max_cpu_usage": "23%", "system_min_cpu_pressure_level": "normal",
+        "system_avg_cpu_pressure_level": "fair", "system_max_cpu_pressure_level": "critical",
+    }, "cpu_usage"))
+    got = values(out)
+    assert got[("zoom_qos_zoom_cpu_usage_ratio", ("cpu_usage", "max"))] == 0.05
+    assert got[("zoom_qos_system_cpu_usage_max_ratio", ("cpu_usage",))] == 0.23
+    assert got[("zoom_qos_system_cpu_pressure_level", ("cpu_usage", "min"))] == 0
+    assert got[("zoom_qos_system_cpu_pressure_level", ("cpu_usage", "max"))] == 3
+
+
+def test_quality_as_object_in_webinar_events() -> None:
+    out = run(with_details({"quality": {"value": "fair"}}, name="webinar.participant_qos"))
+    assert values(out)[("zoom_qos_quality_level", ("audio_input",))] == 2
+
+
+def test_rssi_only_in_dbm() -> None:
+    rssi = {"min_rssi": "-56", "avg_rssi": "-50", "max_rssi": "-44"}
+    assert len([s for s in run(with_details(rssi, "wifi_rssi")).samples
+                if s.family is f.RSSI]) == 3
+    dbm = run(with_details({**rssi, "rssi_unit": "dBm"}, "wifi_rssi"))
+    assert len([s for s in dbm.samples if s.family is f.RSSI]) == 3
+    other = run(with_details({**rssi, "rssi_unit": "percent"}, "wifi_rssi"))
+    assert not [s for s in other.samples if s.family is f.RSSI]
+    assert other.skipped == ["unsupported_rssi_unit"] * 3
+
+
+def test_summary_rssi_integers() -> None:
+    event = copy.deepcopy(example("meeting.participant_qos_summary"))
+    event["payload"]["object"]["participant"]["qos"] = [
+        {"type": "wifi_rssi", "details": {"min_rssi": -60, "avg_rssi": -55, "max_rssi": -40}}
+    ]
+    got = values(run(event))
+    assert got[("zoom_qos_participation_wifi_rssi_dbm", ("wifi_rssi", "avg"))] == -55
+
+
+def test_unknown_type_and_field_are_skipped_and_counted_not_fatal() -> None:
+    event = with_details({"latency": "10 ms", "brand_new_metric": "7 units"})
+    items = event["payload"]["object"]["participant"]["qos"]
+    items.append({"date_time": "2021-07-13T21:44:51Z", "type": "hologram_input", "details": {}})
+    items.append("not an object")
+    items.append({"date_time": "yesterday", "type": "audio_output", "details": {}})
+    items.append({"date_time": "2021-07-13T21:44:51Z", "type": "video_input",
+                  "details": {"latency": "slow"}})
+    out = run(event)
+    assert values(out)[("zoom_qos_latency_seconds", ("audio_input",))] == 0.01
+    assert sorted(out.skipped) == sorted(
+        ["unknown_field", "unknown_qos_type", "invalid_item", "invalid_date_time",
+         "invalid_value"]
+    )
+
+
+def test_notification_feeds_the_fleet_counter() -> None:
+    out = run(with_details({"network_notification": "network bandwidth low"}, "notification"))
+    assert [s.notification for s in out.fleet] == ["network bandwidth low"]
+    odd = run(with_details({"network_notification": "aliens"}, "notification"))
+    assert [s.notification for s in odd.fleet] == ["other"]
+
+
+def test_phone_bare_numbers() -> None:
+    out = run(example("phone.call_qos"))
+    got = {s.family.name: s.value for s in out.samples}
+    assert got == pytest.approx({
+        "zoom_phone_mos": 4.5, "zoom_phone_jitter_seconds": 0.008,
+        "zoom_phone_network_delay_seconds": 0.023, "zoom_phone_packet_loss_avg_ratio": 0.0,
+        "zoom_phone_packet_loss_max_ratio": 0.0, "zoom_phone_bitrate_bytes_per_second": 750.0,
+    })
+    assert out.owner == ("phone", "6971668082545971778", "KLN56y2cSzu0pWxUSec4RQ")
+
+
+def test_phone_summary_statistics_over_samples() -> None:
+    event = copy.deepcopy(example("phone.call_qos_summary"))
+    party = event["payload"]["object"]["call_qos"][0]
+    party["qos"] = [
+        {"date_time": "2021-04-26T05:26:00Z", "type": "sending",
+         "details": {"mos": mos, "max_loss": loss, "avg_loss": "1.0"}}
+        for mos, loss in (("4.0", "2.0"), ("3.0", "8.0"), ("2.0", "1.0"))
+    ]
+    got = {(s.family.name, s.labels[4:]): s.value for s in run(event).samples}
+    assert got[("zoom_phone_call_mos", ("min",))] == 2.0
+    assert got[("zoom_phone_call_mos", ("avg",))] == 3.0
+    assert got[("zoom_phone_call_mos", ("max",))] == 4.0
+    assert got[("zoom_phone_call_packet_loss_peak_ratio", ())] == 0.08
+
+
+def test_summary_time_is_event_ts() -> None:
+    out = run(example("meeting.participant_qos_summary"))
+    assert {s.timestamp for s in out.samples} == {1626230691.572}
+
+
+def test_user_name_policy() -> None:
+    event = example("session.user_qos")
+    plain = run(event).info
+    assert plain is not None and plain.values["user_name"] == "example"
+    off = run(event, ConvertOptions(user_name=UserNameMode.OFF)).info
+    assert off is not None and off.values["user_name"] == ""
+    hashed = run(event, ConvertOptions(user_name=UserNameMode.HASH, hash_salt="s")).info
+    assert hashed is not None
+    assert hashed.values["user_name"] not in ("", "example")
+    assert len(hashed.values["user_name"]) == 16
+
+
+def test_deprecated_location_is_a_fallback() -> None:
+    event = copy.deepcopy(example("meeting.participant_data"))
+    item = event["payload"]["object"]["participant"]["data"][0]
+    del item["location"]
+    item["Location"] = "Berlin"
+    info = run(event).info
+    assert info is not None and info.values["location"] == "Berlin"

@@ -1,0 +1,203 @@
+"""Series lifecycle: TTL expiry, the cap, out-of-order samples, departures, metadata merges."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from conftest import LiveExporter, LiveFactory, example, key, series_of
+
+from zoom_qss_exporter import families as f
+from zoom_qss_exporter.convert import Conversion, InfoUpdate, Sample
+from zoom_qss_exporter.store import SeriesStore, StoreLimits
+
+MEETING = "4444AAAiAAAAAiAiAiiAii=="
+AUDIO = {"product": "meeting", "meeting_id": MEETING, "participant_id": "1234567890",
+         "qos_type": "audio_input"}
+
+
+def qos_at(date_time: str, latency: str = "134 ms", participant: str = "1234567890") -> dict[str, Any]:
+    event = copy.deepcopy(example("meeting.participant_qos"))
+    participant_obj = event["payload"]["object"]["participant"]
+    participant_obj["user_id"] = participant
+    item = participant_obj["qos"][0]
+    item["date_time"] = date_time
+    item["details"]["latency"] = latency
+    return event
+
+
+def summary_for(participant: str) -> dict[str, Any]:
+    event = copy.deepcopy(example("meeting.participant_qos_summary"))
+    event["payload"]["object"]["participant"]["participant_id"] = participant
+    return event
+
+
+def latency(live: LiveExporter, participant: str = "1234567890") -> float | None:
+    return live.metrics().get(
+        key("zoom_qos_latency_seconds", **{**AUDIO, "participant_id": participant})
+    )
+
+
+def test_newer_sample_replaces_older(live: LiveExporter) -> None:
+    live.post(qos_at("2021-07-13T21:44:51Z", "134 ms"))
+    live.post(qos_at("2021-07-13T21:45:51Z", "150 ms"))
+    assert latency(live) == 0.15
+
+
+def test_late_sample_never_overwrites_a_newer_one(live: LiveExporter) -> None:
+    live.post(qos_at("2021-07-13T21:45:51Z", "150 ms"))
+    response = live.post(qos_at("2021-07-13T21:44:51Z", "999 ms"))
+    assert response.json() == {"status": "stale"}
+    assert latency(live) == 0.15
+    metrics = live.metrics()
+    assert metrics[key("zoom_qos_sample_timestamp_seconds", **AUDIO)] == 1626212751.0
+    # the late sample is neither a gauge value nor counted again in the fleet
+    assert metrics[key("zoom_qos_samples_total", product="meeting", qos_type="audio_input")] == 1
+
+
+def test_redelivery_is_not_counted_twice_in_the_fleet(live_factory: LiveFactory) -> None:
+    for per_participant in (True, False):
+        live = live_factory(per_participant=per_participant)
+        event = qos_at("2021-07-13T21:44:51Z")
+        live.post(event)
+        live.clock.advance(300)  # Zoom retries 5 minutes later
+        live.post(event)
+        metrics = live.metrics()
+        labels = {"product": "meeting", "qos_type": "audio_input"}
+        assert metrics[key("zoom_qos_samples_total", **labels)] == 1
+        assert metrics[key("zoom_qos_fleet_latency_seconds_count", **labels)] == 1
+
+
+def test_per_minute_series_expire_after_ttl(live: LiveExporter) -> None:
+    live.post(qos_at("2021-07-13T21:44:51Z"))
+    live.clock.advance(299)
+    assert latency(live) is not None
+    live.clock.advance(2)
+    metrics = live.metrics()
+    assert key("zoom_qos_latency_seconds", **AUDIO) not in metrics
+    assert metrics[key("zoom_qss_exporter_series_expired_total")] >= 6
+    # the info series lives by the longer summary TTL
+    infos = series_of(metrics, "zoom_participant_info")
+    assert len(infos) == 1
+
+
+def test_summary_series_live_for_the_summary_ttl(live_factory: LiveFactory) -> None:
+    live = live_factory(summary_ttl=600.0)
+    live.post(example("meeting.participant_qos_summary"))
+    live.clock.advance(599)
+    assert series_of(live.metrics(), "zoom_qos_participation_jitter_seconds")
+    live.clock.advance(2)
+    metrics = live.metrics()
+    assert not series_of(metrics, "zoom_qos_participation_jitter_seconds")
+    assert not series_of(metrics, "zoom_participant_info")
+
+
+def test_updates_keep_a_series_alive(live: LiveExporter) -> None:
+    for minute in range(10):
+        live.post(qos_at(f"2021-07-13T21:{minute + 10}:51Z"))
+        live.clock.advance(60)
+    assert latency(live) is not None
+
+
+def test_summary_ends_per_minute_series_and_a_retry_cannot_revive_them(
+    live: LiveExporter,
+) -> None:
+    live.post(qos_at("2021-07-13T21:44:51Z", participant="p1"))
+    live.post(qos_at("2021-07-13T21:44:51Z", participant="p2"))
+    assert latency(live, "p1") is not None
+    live.post(summary_for("p1"))
+    assert latency(live, "p1") is None
+    assert latency(live, "p2") is not None  # others stay
+    retried = live.post(qos_at("2021-07-13T21:45:51Z", participant="p1"))
+    assert retried.json() == {"status": "accepted"}  # new sample: counted in the fleet
+    assert latency(live, "p1") is None
+    stale = live.post(qos_at("2021-07-13T21:45:51Z", participant="p1"))
+    assert stale.json() == {"status": "stale"}
+    assert latency(live, "p1") is None
+    # after the TTL the tombstone is gone too; a new stay may start
+    live.clock.advance(301)
+    live.post(qos_at("2021-07-13T22:00:51Z", participant="p1"))
+    assert latency(live, "p1") == 0.134
+
+
+def test_phone_summary_ends_that_partys_per_sample_series(live: LiveExporter) -> None:
+    live.post(example("phone.call_qos"))
+    assert series_of(live.metrics(), "zoom_phone_mos")
+    live.post(example("phone.call_qos_summary"))
+    metrics = live.metrics()
+    assert not series_of(metrics, "zoom_phone_mos")
+    assert series_of(metrics, "zoom_phone_call_mos")
+
+
+def test_series_cap_drops_new_series_and_counts_them(live_factory: LiveFactory) -> None:
+    live = live_factory(max_series=10)
+    for n in range(5):
+        assert live.post(qos_at("2021-07-13T21:44:51Z", participant=f"p{n}")).status_code == 200
+    metrics = live.metrics()
+    live_series = sum(
+        value for (name, _), value in metrics.items() if name == "zoom_qss_exporter_series"
+    )
+    assert live_series == 10
+    assert metrics[key("zoom_qss_exporter_series_dropped_total")] > 0
+    assert metrics[key("zoom_qss_exporter_series_limit")] == 10
+    # fleet metrics still see every sample
+    assert metrics[key("zoom_qos_samples_total", product="meeting", qos_type="audio_input")] == 5
+
+
+def test_per_participant_off_keeps_fleet_metrics_only(live_factory: LiveFactory) -> None:
+    live = live_factory(per_participant=False)
+    for name in ("meeting.participant_qos", "meeting.participant_data", "phone.call_qos"):
+        assert live.post(example(name)).json() == {"status": "accepted"}
+    metrics = live.metrics()
+    assert not series_of(metrics, "zoom_qos_latency_seconds")
+    assert not series_of(metrics, "zoom_participant_info")
+    assert not series_of(metrics, "zoom_phone_mos")
+    assert metrics[key("zoom_qos_samples_total", product="meeting", qos_type="audio_input")] == 1
+
+
+def test_info_merges_names_and_devices_and_replaces_on_change(live: LiveExporter) -> None:
+    live.post(example("session.user_data"))
+    infos = series_of(live.metrics(), "zoom_participant_info")
+    assert len(infos) == 1
+    data = example("session.user_data")
+    data["event_ts"] += 1000
+    data["payload"]["object"]["user"]["data"][0]["network_type"] = "Wifi"
+    data["payload"]["object"]["user"]["data"][0]["device"] = ""
+    live.post(data)
+    infos = series_of(live.metrics(), "zoom_participant_info")
+    assert len(infos) == 1
+    labels = dict(next(iter(infos)))
+    assert labels["network_type"] == "Wifi"  # newest wins
+    assert labels["device"] == "WIN"  # an empty value does not erase a known one
+    assert labels["user_name"] == "example"
+
+
+def test_older_data_event_only_fills_gaps() -> None:
+    store = SeriesStore(StoreLimits())
+    owner = ("meeting", "m", "p")
+    blank = dict.fromkeys(f.INFO_LABELS[3:], "")
+    store.apply(Conversion(owner, info=InfoUpdate(owner, {**blank, "device": "Mac"}, 200.0)), 0.0)
+    store.apply(
+        Conversion(owner, info=InfoUpdate(owner, {**blank, "device": "WIN", "camera": "C"}, 100.0)),
+        1.0,
+    )
+    (labels,) = store.families_dict()[f.PARTICIPANT_INFO]
+    values = dict(zip(f.INFO_LABELS, labels, strict=True))
+    assert values["device"] == "Mac"
+    assert values["camera"] == "C"
+
+
+def test_store_counts_written_stale_and_dropped() -> None:
+    store = SeriesStore(StoreLimits(max_series=1))
+    owner = ("meeting", "m", "p")
+    labels = (*owner, "audio_input")
+    first = store.apply(Conversion(owner, [Sample(f.LATENCY, labels, 0.1, 10.0)]), 0.0)
+    assert (first.written, first.stale, first.dropped) == (1, 0, 0)
+    late = store.apply(Conversion(owner, [Sample(f.LATENCY, labels, 0.9, 5.0)]), 1.0)
+    assert (late.written, late.stale) == (0, 1)
+    full = store.apply(Conversion(owner, [Sample(f.JITTER, labels, 0.1, 10.0)]), 1.0)
+    assert full.dropped == 1
+    assert store.dropped_total == 1
+    assert len(store) == 1
+    assert store.expire(1000.0) == 1
+    assert len(store) == 0
