@@ -54,7 +54,9 @@ def parse_metrics(text: str) -> dict[SeriesKey, float]:
     return out
 
 
-def series_of(metrics: dict[SeriesKey, float], name: str) -> dict[frozenset[tuple[str, str]], float]:
+def series_of(
+    metrics: dict[SeriesKey, float], name: str
+) -> dict[frozenset[tuple[str, str]], float]:
     return {labels: value for (n, labels), value in metrics.items() if n == name}
 
 

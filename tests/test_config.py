@@ -57,9 +57,7 @@ def test_every_flag_has_an_environment_variable() -> None:
         "ZOOM_QSS_PRIVACY_USER_NAME": "hash",
     }
     s = load_settings([], env)
-    assert (s.host, s.port, s.telemetry_path, s.webhook_path) == (
-        "127.0.0.1", 9000, "/m", "/zoom"
-    )
+    assert (s.host, s.port, s.telemetry_path, s.webhook_path) == ("127.0.0.1", 9000, "/m", "/zoom")
     assert (s.ttl, s.summary_ttl, s.max_series, s.per_participant) == (120, 5400, 500, False)
     assert s.convert.user_name is UserNameMode.HASH
     # a flag beats its environment variable
@@ -72,7 +70,8 @@ def test_bad_environment_value_is_a_config_error() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("300", 300), ("5m", 300), ("1h30m", 5400), ("500ms", 0.5), ("2d", 172800)]
+    ("text", "seconds"),
+    [("300", 300), ("5m", 300), ("1h30m", 5400), ("500ms", 0.5), ("2d", 172800)],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
@@ -86,7 +85,10 @@ def _cli_env(**extra: str) -> dict[str, str]:
 def test_console_script_refuses_to_start_without_token() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "zoom_qss_exporter.cli"],
-        env=_cli_env(), capture_output=True, text=True, timeout=60,
+        env=_cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "ZOOM_WEBHOOK_SECRET_TOKEN" in result.stderr
@@ -98,10 +100,17 @@ def test_console_script_serves(tmp_path: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     process = subprocess.Popen(
-        [sys.executable, "-m", "zoom_qss_exporter.cli", "serve",
-         "--web.listen-address", f"127.0.0.1:{port}"],
+        [
+            sys.executable,
+            "-m",
+            "zoom_qss_exporter.cli",
+            "serve",
+            "--web.listen-address",
+            f"127.0.0.1:{port}",
+        ],
         env=_cli_env(ZOOM_WEBHOOK_SECRET_TOKEN="t"),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 30

@@ -6,10 +6,10 @@ import copy
 from typing import Any
 
 import pytest
-from conftest import example
 
+from conftest import example
 from zoom_qss_exporter import families as f
-from zoom_qss_exporter.convert import ConvertOptions, Conversion, UserNameMode, convert
+from zoom_qss_exporter.convert import Conversion, ConvertOptions, UserNameMode, convert
 from zoom_qss_exporter.events import EVENT_MODELS
 
 
@@ -18,8 +18,9 @@ def run(event: dict[str, Any], options: ConvertOptions | None = None) -> Convers
     return convert(model, options or ConvertOptions())
 
 
-def with_details(details: dict[str, Any], qos_type: str = "audio_input",
-                 name: str = "meeting.participant_qos") -> dict[str, Any]:
+def with_details(
+    details: dict[str, Any], qos_type: str = "audio_input", name: str = "meeting.participant_qos"
+) -> dict[str, Any]:
     event = copy.deepcopy(example(name))
     holder = event["payload"]["object"].get("participant") or event["payload"]["object"]["user"]
     holder["qos"] = [{"date_time": "2021-07-13T21:44:51Z", "type": qos_type, "details": details}]
@@ -40,8 +41,12 @@ def test_units_with_and_without_space_agree() -> None:
 
 
 def test_no_value_markers_emit_no_sample_and_are_not_errors() -> None:
-    out = run(with_details({"latency": "", "jitter": "-", "resolution": "0*0", "frame_rate": ""},
-                           qos_type="video_input"))
+    out = run(
+        with_details(
+            {"latency": "", "jitter": "-", "resolution": "0*0", "frame_rate": ""},
+            qos_type="video_input",
+        )
+    )
     names = {s.family.name for s in out.samples}
     assert names == {"zoom_qos_sample_timestamp_seconds"}
     assert out.skipped == []
@@ -56,11 +61,20 @@ def test_video_values() -> None:
 
 
 def test_cpu_usage_and_pressure() -> None:
-    out = run(with_details({
-        "zoom_min_cpu_usage": "1%", "zoom_avg_cpu_usage": "2%", "zoom_max_cpu_usage": "5%",
-        "system_max_cpu_usage": "23%", "system_min_cpu_pressure_level": "normal",
-        "system_avg_cpu_pressure_level": "fair", "system_max_cpu_pressure_level": "critical",
-    }, "cpu_usage"))
+    out = run(
+        with_details(
+            {
+                "zoom_min_cpu_usage": "1%",
+                "zoom_avg_cpu_usage": "2%",
+                "zoom_max_cpu_usage": "5%",
+                "system_max_cpu_usage": "23%",
+                "system_min_cpu_pressure_level": "normal",
+                "system_avg_cpu_pressure_level": "fair",
+                "system_max_cpu_pressure_level": "critical",
+            },
+            "cpu_usage",
+        )
+    )
     got = values(out)
     assert got[("zoom_qos_zoom_cpu_usage_ratio", ("cpu_usage", "max"))] == 0.05
     assert got[("zoom_qos_system_cpu_usage_max_ratio", ("cpu_usage",))] == 0.23
@@ -75,8 +89,7 @@ def test_quality_as_object_in_webinar_events() -> None:
 
 def test_rssi_only_in_dbm() -> None:
     rssi = {"min_rssi": "-56", "avg_rssi": "-50", "max_rssi": "-44"}
-    assert len([s for s in run(with_details(rssi, "wifi_rssi")).samples
-                if s.family is f.RSSI]) == 3
+    assert len([s for s in run(with_details(rssi, "wifi_rssi")).samples if s.family is f.RSSI]) == 3
     dbm = run(with_details({**rssi, "rssi_unit": "dBm"}, "wifi_rssi"))
     assert len([s for s in dbm.samples if s.family is f.RSSI]) == 3
     other = run(with_details({**rssi, "rssi_unit": "percent"}, "wifi_rssi"))
@@ -99,13 +112,13 @@ def test_unknown_type_and_field_are_skipped_and_counted_not_fatal() -> None:
     items.append({"date_time": "2021-07-13T21:44:51Z", "type": "hologram_input", "details": {}})
     items.append("not an object")
     items.append({"date_time": "yesterday", "type": "audio_output", "details": {}})
-    items.append({"date_time": "2021-07-13T21:44:51Z", "type": "video_input",
-                  "details": {"latency": "slow"}})
+    items.append(
+        {"date_time": "2021-07-13T21:44:51Z", "type": "video_input", "details": {"latency": "slow"}}
+    )
     out = run(event)
     assert values(out)[("zoom_qos_latency_seconds", ("audio_input",))] == 0.01
     assert sorted(out.skipped) == sorted(
-        ["unknown_field", "unknown_qos_type", "invalid_item", "invalid_date_time",
-         "invalid_value"]
+        ["unknown_field", "unknown_qos_type", "invalid_item", "invalid_date_time", "invalid_value"]
     )
 
 
@@ -119,11 +132,16 @@ def test_notification_feeds_the_fleet_counter() -> None:
 def test_phone_bare_numbers() -> None:
     out = run(example("phone.call_qos"))
     got = {s.family.name: s.value for s in out.samples}
-    assert got == pytest.approx({
-        "zoom_phone_mos": 4.5, "zoom_phone_jitter_seconds": 0.008,
-        "zoom_phone_network_delay_seconds": 0.023, "zoom_phone_packet_loss_avg_ratio": 0.0,
-        "zoom_phone_packet_loss_max_ratio": 0.0, "zoom_phone_bitrate_bytes_per_second": 750.0,
-    })
+    assert got == pytest.approx(
+        {
+            "zoom_phone_mos": 4.5,
+            "zoom_phone_jitter_seconds": 0.008,
+            "zoom_phone_network_delay_seconds": 0.023,
+            "zoom_phone_packet_loss_avg_ratio": 0.0,
+            "zoom_phone_packet_loss_max_ratio": 0.0,
+            "zoom_phone_bitrate_bytes_per_second": 750.0,
+        }
+    )
     assert out.owner == ("phone", "6971668082545971778", "KLN56y2cSzu0pWxUSec4RQ")
 
 
@@ -131,8 +149,11 @@ def test_phone_summary_statistics_over_samples() -> None:
     event = copy.deepcopy(example("phone.call_qos_summary"))
     party = event["payload"]["object"]["call_qos"][0]
     party["qos"] = [
-        {"date_time": "2021-04-26T05:26:00Z", "type": "sending",
-         "details": {"mos": mos, "max_loss": loss, "avg_loss": "1.0"}}
+        {
+            "date_time": "2021-04-26T05:26:00Z",
+            "type": "sending",
+            "details": {"mos": mos, "max_loss": loss, "avg_loss": "1.0"},
+        }
         for mos, loss in (("4.0", "2.0"), ("3.0", "8.0"), ("2.0", "1.0"))
     ]
     got = {(s.family.name, s.labels[4:]): s.value for s in run(event).samples}

@@ -13,8 +13,16 @@ CALL = "6971668082545971778"
 CALLER = "KLN56y2cSzu0pWxUSec4RQ"
 EMPTY_INFO = dict.fromkeys(
     (
-        "user_name", "device", "network_type", "connection_type", "data_center",
-        "client_version", "location", "microphone", "speaker", "camera",
+        "user_name",
+        "device",
+        "network_type",
+        "connection_type",
+        "data_center",
+        "client_version",
+        "location",
+        "microphone",
+        "speaker",
+        "camera",
     ),
     "",
 )
@@ -46,14 +54,20 @@ def per_participant(text: str) -> dict[SeriesKey, float]:
 def info(product: str, meeting: str, participant: str, **values: str) -> SeriesKey:
     return key(
         "zoom_participant_info",
-        product=product, meeting_id=meeting, participant_id=participant,
+        product=product,
+        meeting_id=meeting,
+        participant_id=participant,
         **{**EMPTY_INFO, **values},
     )
 
 
 def per_minute_audio(product: str, meeting: str, participant: str) -> dict[SeriesKey, float]:
-    labels = {"product": product, "meeting_id": meeting, "participant_id": participant,
-              "qos_type": "audio_input"}
+    labels = {
+        "product": product,
+        "meeting_id": meeting,
+        "participant_id": participant,
+        "qos_type": "audio_input",
+    }
     return {
         key("zoom_qos_bitrate_bytes_per_second", **labels): 63 * 1000 / 8,
         key("zoom_qos_latency_seconds", **labels): 0.134,
@@ -90,23 +104,49 @@ def participation(product: str, meeting: str, participant: str) -> dict[SeriesKe
 EXPECTED: dict[str, dict[SeriesKey, float]] = {
     "meeting.participant_qos": {
         **per_minute_audio("meeting", MEETING, "1234567890"),
-        key("zoom_qos_quality_level", product="meeting", meeting_id=MEETING,
-            participant_id="1234567890", qos_type="audio_input"): 3.0,
-        key("zoom_qos_quality_score", product="meeting", meeting_id=MEETING,
-            participant_id="1234567890", qos_type="audio_input"): 3.65,
+        key(
+            "zoom_qos_quality_level",
+            product="meeting",
+            meeting_id=MEETING,
+            participant_id="1234567890",
+            qos_type="audio_input",
+        ): 3.0,
+        key(
+            "zoom_qos_quality_score",
+            product="meeting",
+            meeting_id=MEETING,
+            participant_id="1234567890",
+            qos_type="audio_input",
+        ): 3.65,
         **{
-            key("zoom_qos_wifi_rssi_dbm", product="meeting", meeting_id=MEETING,
-                participant_id="1234567890", qos_type="audio_input", stat=stat): value
+            key(
+                "zoom_qos_wifi_rssi_dbm",
+                product="meeting",
+                meeting_id=MEETING,
+                participant_id="1234567890",
+                qos_type="audio_input",
+                stat=stat,
+            ): value
             for stat, value in (("min", -56.0), ("avg", -50.0), ("max", -44.0))
         },
         info("meeting", MEETING, "1234567890"): 1.0,
     },
     "webinar.participant_qos": {
         **per_minute_audio("webinar", MEETING, "1234567890"),
-        key("zoom_qos_quality_level", product="webinar", meeting_id=MEETING,
-            participant_id="1234567890", qos_type="audio_input"): 3.0,
-        key("zoom_qos_quality_score", product="webinar", meeting_id=MEETING,
-            participant_id="1234567890", qos_type="audio_input"): 3.65,
+        key(
+            "zoom_qos_quality_level",
+            product="webinar",
+            meeting_id=MEETING,
+            participant_id="1234567890",
+            qos_type="audio_input",
+        ): 3.0,
+        key(
+            "zoom_qos_quality_score",
+            product="webinar",
+            meeting_id=MEETING,
+            participant_id="1234567890",
+            qos_type="audio_input",
+        ): 3.65,
         info("webinar", MEETING, "1234567890"): 1.0,
     },
     "session.user_qos": {
@@ -123,14 +163,23 @@ EXPECTED: dict[str, dict[SeriesKey, float]] = {
     },
     "session.user_qos_summary": {
         **{
-            key("zoom_qos_participation_zoom_cpu_usage_ratio", product="session",
-                meeting_id="gkBE2XmnRJq42wHoMox/5g==", participant_id="16778240",
-                qos_type="cpu_usage", stat=stat): 0.0
+            key(
+                "zoom_qos_participation_zoom_cpu_usage_ratio",
+                product="session",
+                meeting_id="gkBE2XmnRJq42wHoMox/5g==",
+                participant_id="16778240",
+                qos_type="cpu_usage",
+                stat=stat,
+            ): 0.0
             for stat in ("min", "avg", "max")
         },
-        key("zoom_qos_participation_system_cpu_usage_max_ratio", product="session",
-            meeting_id="gkBE2XmnRJq42wHoMox/5g==", participant_id="16778240",
-            qos_type="cpu_usage"): 0.0,
+        key(
+            "zoom_qos_participation_system_cpu_usage_max_ratio",
+            product="session",
+            meeting_id="gkBE2XmnRJq42wHoMox/5g==",
+            participant_id="16778240",
+            qos_type="cpu_usage",
+        ): 0.0,
         info("session", "gkBE2XmnRJq42wHoMox/5g==", "16778240", user_name="example"): 1.0,
     },
     "meeting.participant_data": {info("meeting", MEETING, "1234567890", **DATA_INFO): 1.0},
@@ -145,8 +194,12 @@ EXPECTED: dict[str, dict[SeriesKey, float]] = {
         info("session", SESSION, "25508864", **{**DATA_INFO, "user_name": "example"}): 1.0
     },
     "session.user_data_summary": {
-        info("session", SESSION, "25508864",
-             **{**DATA_INFO, "device": "Windows", "user_name": "example"}): 1.0
+        info(
+            "session",
+            SESSION,
+            "25508864",
+            **{**DATA_INFO, "device": "Windows", "user_name": "example"},
+        ): 1.0
     },
     "phone.call_qos": {
         key(name, call_id=CALL, user_id=CALLER, role="caller", direction="sending"): value
@@ -161,8 +214,9 @@ EXPECTED: dict[str, dict[SeriesKey, float]] = {
     },
     "phone.call_qos_summary": {
         **{
-            key(name, call_id=CALL, user_id=CALLER, role="caller", direction=direction,
-                stat=stat): value
+            key(
+                name, call_id=CALL, user_id=CALLER, role="caller", direction=direction, stat=stat
+            ): value
             for direction in ("sending", "receiving")
             for stat in ("min", "avg", "max")
             for name, value in (
@@ -174,8 +228,13 @@ EXPECTED: dict[str, dict[SeriesKey, float]] = {
             )
         },
         **{
-            key("zoom_phone_call_packet_loss_peak_ratio", call_id=CALL, user_id=CALLER,
-                role="caller", direction=direction): 0.0
+            key(
+                "zoom_phone_call_packet_loss_peak_ratio",
+                call_id=CALL,
+                user_id=CALLER,
+                role="caller",
+                direction=direction,
+            ): 0.0
             for direction in ("sending", "receiving")
         },
     },
@@ -229,8 +288,16 @@ def test_personal_data_never_becomes_a_label(live: LiveExporter) -> None:
         live.post(example(name))
     text = live.metrics_text()
     for personal in (
-        "user@example.com", "hello.test@gmail.com", "192.0.2.1", "127.0.0.1", "5060",
-        "00:00:5E:00:53:00", "Disk01", "My PC", "my-workspace", "example.com",
+        "user@example.com",
+        "hello.test@gmail.com",
+        "192.0.2.1",
+        "127.0.0.1",
+        "5060",
+        "00:00:5E:00:53:00",
+        "Disk01",
+        "My PC",
+        "my-workspace",
+        "example.com",
         "rstuvwxyza789-cde",
     ):
         assert personal not in text, personal

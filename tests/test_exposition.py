@@ -9,38 +9,72 @@ import subprocess
 from typing import Any
 
 import httpx
-from conftest import LiveExporter, example
 
+from conftest import LiveExporter, example
 from zoom_qss_exporter.families import ALL_FAMILIES
 
 FLEET_AND_HEALTH = (
-    "zoom_qos_fleet_latency_seconds", "zoom_qos_fleet_jitter_seconds",
-    "zoom_qos_fleet_packet_loss_ratio", "zoom_phone_fleet_mos", "zoom_qos_samples_total",
-    "zoom_network_notifications_total", "zoom_qss_exporter_events_total",
-    "zoom_qss_exporter_items_skipped_total", "zoom_qss_exporter_series",
-    "zoom_qss_exporter_series_expired_total", "zoom_qss_exporter_series_dropped_total",
+    "zoom_qos_fleet_latency_seconds",
+    "zoom_qos_fleet_jitter_seconds",
+    "zoom_qos_fleet_packet_loss_ratio",
+    "zoom_phone_fleet_mos",
+    "zoom_qos_samples_total",
+    "zoom_network_notifications_total",
+    "zoom_qss_exporter_events_total",
+    "zoom_qss_exporter_items_skipped_total",
+    "zoom_qss_exporter_series",
+    "zoom_qss_exporter_series_expired_total",
+    "zoom_qss_exporter_series_dropped_total",
     "zoom_qss_exporter_last_event_timestamp_seconds",
-    "zoom_qss_exporter_event_processing_seconds", "zoom_qss_exporter_build_info",
+    "zoom_qss_exporter_event_processing_seconds",
+    "zoom_qss_exporter_build_info",
 )
 
 EVERY_DETAIL = {
-    "bitrate": "800 kbps", "latency": "40 ms", "jitter": "3 ms", "avg_loss": "0.5%",
-    "max_loss": "2%", "frame_rate": "25 fps", "resolution": "1280*720", "quality": "fair",
-    "quality_score": "3.1", "min_rssi": "-60", "avg_rssi": "-50", "max_rssi": "-40",
-    "rssi_unit": "dBm", "zoom_min_cpu_usage": "1%", "zoom_avg_cpu_usage": "5%",
-    "zoom_max_cpu_usage": "9%", "system_max_cpu_usage": "40%",
-    "system_min_cpu_pressure_level": "normal", "system_avg_cpu_pressure_level": "fair",
+    "bitrate": "800 kbps",
+    "latency": "40 ms",
+    "jitter": "3 ms",
+    "avg_loss": "0.5%",
+    "max_loss": "2%",
+    "frame_rate": "25 fps",
+    "resolution": "1280*720",
+    "quality": "fair",
+    "quality_score": "3.1",
+    "min_rssi": "-60",
+    "avg_rssi": "-50",
+    "max_rssi": "-40",
+    "rssi_unit": "dBm",
+    "zoom_min_cpu_usage": "1%",
+    "zoom_avg_cpu_usage": "5%",
+    "zoom_max_cpu_usage": "9%",
+    "system_max_cpu_usage": "40%",
+    "system_min_cpu_pressure_level": "normal",
+    "system_avg_cpu_pressure_level": "fair",
     "system_max_cpu_pressure_level": "serious",
 }
 EVERY_SUMMARY_DETAIL = {
-    **{f"{s}_{name}": value for s in ("min", "avg", "max") for name, value in (
-        ("bitrate", "500 kbps"), ("latency", "30 ms"), ("jitter", "2 ms"), ("loss", "0.1%"),
-        ("frame_rate", "24 fps"), ("rssi", -50),
-    )},
-    "resolution": "640*360", "quality": "good", "quality_score": "4.2",
-    "zoom_min_cpu_usage": "1%", "zoom_avg_cpu_usage": "2%", "zoom_max_cpu_usage": "3%",
-    "system_max_cpu_usage": "20%", "system_min_cpu_pressure_level": "normal",
-    "system_avg_cpu_pressure_level": "normal", "system_max_cpu_pressure_level": "fair",
+    **{
+        f"{s}_{name}": value
+        for s in ("min", "avg", "max")
+        for name, value in (
+            ("bitrate", "500 kbps"),
+            ("latency", "30 ms"),
+            ("jitter", "2 ms"),
+            ("loss", "0.1%"),
+            ("frame_rate", "24 fps"),
+            ("rssi", -50),
+        )
+    },
+    "resolution": "640*360",
+    "quality": "good",
+    "quality_score": "4.2",
+    "zoom_min_cpu_usage": "1%",
+    "zoom_avg_cpu_usage": "2%",
+    "zoom_max_cpu_usage": "3%",
+    "system_max_cpu_usage": "20%",
+    "system_min_cpu_pressure_level": "normal",
+    "system_avg_cpu_pressure_level": "normal",
+    "system_max_cpu_pressure_level": "fair",
 }
 
 
@@ -49,8 +83,11 @@ def everything(live: LiveExporter) -> None:
     per_minute = copy.deepcopy(example("meeting.participant_qos"))
     per_minute["payload"]["object"]["participant"]["qos"] = [
         {"date_time": "2021-07-13T21:44:51Z", "type": "video_input", "details": EVERY_DETAIL},
-        {"date_time": "2021-07-13T21:44:51Z", "type": "notification",
-         "details": {"network_notification": "internet connection unstable", "new": "1"}},
+        {
+            "date_time": "2021-07-13T21:44:51Z",
+            "type": "notification",
+            "details": {"network_notification": "internet connection unstable", "new": "1"},
+        },
     ]
     summary = copy.deepcopy(example("webinar.participant_qos_summary"))
     summary["payload"]["object"]["participant"]["qos"] = [
@@ -69,8 +106,11 @@ def everything(live: LiveExporter) -> None:
 def test_every_family_is_exposed(live: LiveExporter) -> None:
     everything(live)
     text = live.metrics_text()
-    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines()
-             if line and not line.startswith("#")}
+    names = {
+        line.split("{")[0].split(" ")[0]
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
     for family in ALL_FAMILIES:
         assert family.name in names, family.name
     for name in FLEET_AND_HEALTH:
@@ -106,8 +146,9 @@ def test_openmetrics_when_asked(live: LiveExporter) -> None:
 
 def test_gzip_when_accepted(live: LiveExporter) -> None:
     everything(live)
-    with httpx.stream("GET", live.url + "/metrics",
-                      headers={"accept-encoding": "gzip"}) as response:
+    with httpx.stream(
+        "GET", live.url + "/metrics", headers={"accept-encoding": "gzip"}
+    ) as response:
         raw = b"".join(response.iter_raw())
     assert response.headers["content-encoding"] == "gzip"
     assert b"zoom_qos_latency_seconds" in gzip.decompress(raw)

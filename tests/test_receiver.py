@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Iterator
 
 from conftest import TOKEN, LiveExporter, LiveFactory, example, key
 
@@ -110,7 +111,7 @@ def test_body_over_the_limit_is_413(live_factory: LiveFactory) -> None:
 def test_chunked_body_over_the_limit_is_413(live_factory: LiveFactory) -> None:
     live = live_factory(max_request_bytes=1000)
 
-    def chunks() -> object:
+    def chunks() -> Iterator[bytes]:
         for _ in range(10):
             yield b"x" * 200
 

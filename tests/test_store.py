@@ -6,17 +6,22 @@ import copy
 from typing import Any
 
 from conftest import LiveExporter, LiveFactory, example, key, series_of
-
 from zoom_qss_exporter import families as f
 from zoom_qss_exporter.convert import Conversion, InfoUpdate, Sample
 from zoom_qss_exporter.store import SeriesStore, StoreLimits
 
 MEETING = "4444AAAiAAAAAiAiAiiAii=="
-AUDIO = {"product": "meeting", "meeting_id": MEETING, "participant_id": "1234567890",
-         "qos_type": "audio_input"}
+AUDIO = {
+    "product": "meeting",
+    "meeting_id": MEETING,
+    "participant_id": "1234567890",
+    "qos_type": "audio_input",
+}
 
 
-def qos_at(date_time: str, latency: str = "134 ms", participant: str = "1234567890") -> dict[str, Any]:
+def qos_at(
+    date_time: str, latency: str = "134 ms", participant: str = "1234567890"
+) -> dict[str, Any]:
     event = copy.deepcopy(example("meeting.participant_qos"))
     participant_obj = event["payload"]["object"]["participant"]
     participant_obj["user_id"] = participant

@@ -20,8 +20,15 @@ from zoom_qss_exporter.values import (
 )
 
 PARSERS = (
-    parse_kbps, parse_ms, parse_percent, parse_fps, parse_dbm, parse_number, parse_quality,
-    parse_cpu_pressure, parse_resolution,
+    parse_kbps,
+    parse_ms,
+    parse_percent,
+    parse_fps,
+    parse_dbm,
+    parse_number,
+    parse_quality,
+    parse_cpu_pressure,
+    parse_resolution,
 )
 
 
@@ -92,8 +99,9 @@ def test_unreadable_values_raise_the_typed_error(raw: object) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=8,
 )
 

@@ -29,9 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate_parser = commands.add_parser(
         "simulate", help="send signed, realistic QSS events to a running exporter"
     )
-    from . import simulate
+    from .simulate import add_arguments
 
-    simulate.add_arguments(simulate_parser)
+    add_arguments(simulate_parser)
     return parser
 
 
@@ -44,9 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(args_list)
     if args.command == "simulate":
-        from . import simulate
+        from .simulate import run
 
-        return simulate.run(args)
+        return run(args)
     return _serve(args)
 
 
