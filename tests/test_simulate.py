@@ -26,6 +26,7 @@ from zoom_qss_exporter.signature import (
     verify_signature,
 )
 from zoom_qss_exporter.simulate import (
+    RATE_SLACK,
     SimulationConfig,
     SimulationReport,
     add_arguments,
@@ -44,8 +45,9 @@ TOKEN = "simulator-test-token"
 def shape_problems(expected: Any, built: Any, path: str = "$") -> list[str]:
     """Where ``built`` differs from ``expected`` in keys, nesting or scalar types.
 
-    A list is compared element by element against the built element of the same ``type``
-    (audio_output with audio_output, caller with caller), else against the first one.
+    Each element of an expected list is compared with every built element of the same
+    ``type`` (audio_output with audio_output, caller with caller), or with every built element
+    when it has no ``type``.
     """
     if isinstance(expected, dict):
         if not isinstance(built, dict):
@@ -64,8 +66,8 @@ def shape_problems(expected: Any, built: Any, path: str = "$") -> list[str]:
             twins = [b for b in built if isinstance(b, dict) and b.get("type") == kind]
             if kind is not None and not twins:
                 problems.append(f"{path}: no element of type {kind!r}")
-            else:
-                problems += shape_problems(item, (twins or built)[0], f"{path}[{kind or 0}]")
+            for n, twin in enumerate(twins if kind is not None else built):
+                problems += shape_problems(item, twin, f"{path}[{kind or n}]")
         return problems
     if type(expected) is not type(built):
         return [f"{path}: expected {type(expected).__name__}, got {type(built).__name__}"]
@@ -401,6 +403,8 @@ def test_run_without_a_token_says_so(
 class Receiver(ThreadingHTTPServer):
     """A stand-in for the exporter that checks each signature and keeps what it got."""
 
+    request_queue_size = 64  # the default 5 drops bursts of connections: 1 s SYN retries
+
     def __init__(self, token: str) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.token = token
@@ -448,7 +452,7 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver(TOKEN)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     yield server
     server.shutdown()
@@ -507,7 +511,7 @@ def test_run_reports_and_fails_on_rejections(
     argv = ["--target", receiver.url, "--count", "5", "--rate", "1000", "--interval", "1"]
     assert run(parse([*argv, "--secret-token", TOKEN, "--seed", "7"])) == 0
     out = capsys.readouterr().out
-    assert "simulated 5 events" in out and "seed 7" in out and "200" in out
+    assert "sent 5 events" in out and "seed 7" in out and "200" in out
 
     assert run(parse([*argv, "--secret-token", "not-the-token"])) == 1
     out = capsys.readouterr().out
@@ -524,3 +528,20 @@ def test_transport_errors_are_counted_not_fatal() -> None:
     report: SimulationReport = asyncio.run(simulate(config))
     assert report.total == 4 and sum(report.errors.values()) == 4 and not report.ok
     assert report.first_failure and "ConnectError" in report.first_failure
+
+
+def test_rate_is_a_ceiling(receiver: Receiver) -> None:
+    config = SimulationConfig(secret_token=TOKEN, target=receiver.url, rate=100, count=25)
+    report = asyncio.run(simulate(config))
+    assert report.responses == {200: 25}
+    # The 25th event leaves 24 slots of 10 ms after the first, less the catch-up slack.
+    assert 0.24 - RATE_SLACK <= report.elapsed < 5
+
+
+def test_duration_bounds_the_run(receiver: Receiver) -> None:
+    config = SimulationConfig(secret_token=TOKEN, target=receiver.url, rate=1000, duration=0.3)
+    report = asyncio.run(simulate(config))
+    # Everyone's first round goes out at once; the next is a minute away, past the end.
+    assert report.sent["meeting.participant_qos"] == 4 and report.sent["phone.call_qos"] == 8
+    assert report.responses == {200: report.total} == {200: len(receiver.events)}
+    assert 0.3 <= report.elapsed < 5

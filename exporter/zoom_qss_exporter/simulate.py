@@ -35,6 +35,9 @@ TARGET_ENV = "ZOOM_QSS_SIMULATE_TARGET"
 TOKEN_ENV = "ZOOM_WEBHOOK_SECRET_TOKEN"
 REQUEST_TIMEOUT = 10.0  # seconds; Zoom itself gives up after 3
 PROGRESS_EVERY = 5.0  # seconds between progress lines
+# Timers fire a millisecond or so late; missed send slots up to this many seconds old are
+# caught up, so high rates are reached, while idle time earns no burst.
+RATE_SLACK = 0.01
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ class SimulationConfig:
         return [
             (bool(self.secret_token), f"no secret token: pass --secret-token or set {TOKEN_ENV}"),
             (web, f"--target must be an http(s) URL, not {self.target!r}"),
-            (self.meetings >= 0 and self.phone_calls >= 0, "counts must not be negative"),
+            (min(self.meetings, self.phone_calls) >= 0, "--meetings/--phone-calls below 0"),
             (self.meetings + self.phone_calls > 0, "nothing to simulate: no meetings, no calls"),
             (self.participants >= 1, "--participants must be at least 1"),
             (0 < self.rate < math.inf, "--rate must be a positive number"),
@@ -78,6 +81,7 @@ class SimulationConfig:
             (0 <= self.degraded_share <= 1, "--degraded-share must be between 0 and 1"),
             (0 <= self.churn <= 1, "--churn must be between 0 and 1"),
             (self.concurrency >= 1, "--concurrency must be at least 1"),
+            (not self.manifest or self.manifest.parent.is_dir(), "--manifest: no such directory"),
         ]
 
 
@@ -109,7 +113,7 @@ class SimulationReport:
 
     def render(self) -> str:
         lines = [
-            f"simulated {self.total} events in {self.elapsed:.2f}s (seed {self.seed})",
+            f"sent {self.total} events in {self.elapsed:.2f}s (seed {self.seed})",
             "events sent:",
             *(f"  {name:<34} {n:>8}" for name, n in sorted(self.sent.items())),
             "responses:",
@@ -170,18 +174,16 @@ class _Simulation:
         limit = cfg.count or math.inf
         slots = asyncio.Semaphore(cfg.concurrency)
         order = itertools.count()  # tie-breaker: turns do not compare
-        turns = self.fleet.turns()
-        # First rounds spread over one interval, as if people had joined at different times.
-        schedule = [
-            (start + cfg.interval * i / len(turns), next(order), t) for i, t in enumerate(turns)
-        ]
-        heapq.heapify(schedule)
+        # Everyone's first round is due at once, so a short run shows every participant; the
+        # rate limit spreads them out, and each next round is due one interval after the last.
+        schedule = [(start, next(order), turn) for turn in self.fleet.turns()]
         pending: deque[Event] = deque(self.fleet.join_events(time.time()))
         next_slot, sent = start, 0
         while sent < limit:
             if not pending:
                 due, _, turn = heapq.heappop(schedule)
                 if due >= deadline:
+                    await _sleep_until(deadline)  # --duration is how long the run lasts
                     break
                 await _sleep_until(due)
                 events, following = self.fleet.step(turn, time.time())
@@ -189,7 +191,7 @@ class _Simulation:
                 for later in following:
                     heapq.heappush(schedule, (time.monotonic() + cfg.interval, next(order), later))
                 continue
-            next_slot = max(next_slot, time.monotonic())
+            next_slot = max(next_slot, time.monotonic() - RATE_SLACK)
             if next_slot >= deadline:
                 break
             await _sleep_until(next_slot)

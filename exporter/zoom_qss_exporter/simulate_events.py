@@ -76,6 +76,7 @@ _DATA_CENTERS = ("SC", "NY", "AMS (Sub)", "SG", "DV")
 _CONNECTIONS = ("UDP", "TCP", "P2P", "SSL")
 _VERSIONS = ("5.17.11.34827", "5.16.10.26186", "6.0.2.33403")
 _PHONE_NETWORKS = ("LAN", "WiFi", "VPN")
+_URLSAFE = string.ascii_letters + string.digits + "-_"
 
 
 @dataclass
@@ -180,7 +181,8 @@ class Fleet:
         # Error diffusion with a random phase: the degraded share is exact over any stretch of
         # joins (a demo always shows some), yet which ones are degraded varies with the seed.
         self._quota = {"participant": self.rng.random(), "call": self.rng.random()}
-        self.account_id = self._token(22, string.ascii_letters + string.digits + "-_")
+        self._ids: set[str] = set()
+        self.account_id = self._token(22, _URLSAFE)
         self.instances = [self._new_instance(PRODUCTS[i % 3]) for i in range(meetings)]
         for instance in self.instances:
             for seat in range(participants):
@@ -549,6 +551,13 @@ class Fleet:
     def _digits(self, length: int) -> str:
         return str(self.rng.randrange(10 ** (length - 1), 10**length))
 
+    def _new_id(self) -> str:
+        """A participant id unique in the fleet, so the manifest can be keyed by it."""
+        while (new := self._digits(self.rng.choice((8, 10)))) in self._ids:
+            pass
+        self._ids.add(new)
+        return new
+
     def _degraded(self, kind: str) -> bool:
         self._quota[kind] += self._share
         if self._quota[kind] < 1:
@@ -590,10 +599,10 @@ class Fleet:
             data[f"{stream}_internal_ip_port"] = str(port + offset)
         data |= {"destination_ip_domain": "zoom.example.com", "destination_ip_port": "8801"}
         return Participant(
-            participant_id=self._digits(rng.choice((8, 10))),
+            participant_id=self._new_id(),
             user_name=f"{first} {last}",
             email=_ascii(f"{first}.{last}@example.com").lower(),
-            participant_user_id=self._token(22, string.ascii_letters + string.digits + "-_"),
+            participant_user_id=self._token(22, _URLSAFE),
             zoom_user_id=self._token(22),
             user_key=self._token(12),
             is_host=host,
@@ -605,9 +614,8 @@ class Fleet:
     def _new_call(self) -> PhoneCall:
         def party(role: str) -> CallParty:
             name = _ascii(f"{self.rng.choice(_FIRST)}.{self.rng.choice(_LAST)}").lower()
-            alphabet = string.ascii_letters + string.digits + "-_"
             network = self.rng.choice(_PHONE_NETWORKS)
-            return CallParty(role, self._token(22, alphabet), f"{name}@example.com", network)
+            return CallParty(role, self._token(22, _URLSAFE), f"{name}@example.com", network)
 
         degraded = self._degraded("call")
         return PhoneCall(self._digits(19), degraded, party("caller"), party("callee"))
