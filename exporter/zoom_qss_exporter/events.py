@@ -37,8 +37,11 @@ def _text(value: object) -> str:
 
 
 def _item(value: object) -> object:
-    """A QoS or data item that is not an object becomes an empty item, skipped later."""
-    return value if isinstance(value, dict) else {"invalid": True}
+    """An item that is not an object, or whose details are not one, becomes an empty item
+    marked invalid: it is skipped and counted later instead of sinking the whole event."""
+    if isinstance(value, dict) and isinstance(value.get("details", {}), dict):
+        return value
+    return {"invalid": True}
 
 
 Text = Annotated[str, BeforeValidator(_text)]
