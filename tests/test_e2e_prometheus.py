@@ -4,6 +4,7 @@ and a real Prometheus (Debian's package) scraping it; checked through Prometheus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -46,32 +47,28 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) ->
         time.sleep(0.2)
 
 
+@contextlib.contextmanager
+def serving(name: str, argv: list[str], port: int, log: Path, **popen: Any) -> Iterator[str]:
+    """Run a server process until the block ends; yields its URL once ``/-/ready`` says so."""
+    with log.open("w") as output:
+        process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT, **popen)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(name, lambda: httpx.get(url + "/-/ready").status_code == 200 or None)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 @pytest.fixture
 def exporter_url(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZOOM_QSS_")}
     env["ZOOM_WEBHOOK_SECRET_TOKEN"] = TOKEN
-    log = (tmp_path / "exporter.log").open("w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "zoom_qss_exporter.cli",
-            "--web.listen-address",
-            f"127.0.0.1:{port}",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for("the exporter", lambda: httpx.get(url + "/-/ready").status_code == 200 or None)
+    argv = [sys.executable, "-m", "zoom_qss_exporter.cli", f"--web.listen-address=127.0.0.1:{port}"]
+    with serving("the exporter", argv, port, tmp_path / "exporter.log", env=env) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
-        log.close()
 
 
 @pytest.fixture
@@ -85,25 +82,14 @@ def prometheus_url(tmp_path: Path, exporter_url: str) -> Iterator[str]:
         "scrape_configs:\n  - job_name: zoom-qss-exporter\n"
         f"    static_configs:\n      - targets: ['{exporter_url.removeprefix('http://')}']\n"
     )
-    log = (tmp_path / "prometheus.log").open("w")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for("Prometheus", lambda: httpx.get(url + "/-/ready").status_code == 200 or None)
+    argv = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+    ]
+    with serving("Prometheus", argv, port, tmp_path / "prometheus.log") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def query(prometheus: str, promql: str) -> list[dict[str, Any]]:

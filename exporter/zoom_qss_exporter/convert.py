@@ -16,7 +16,6 @@ from typing import NamedTuple
 from . import families as f
 from .events import (
     CallQosEvent,
-    CallQosSample,
     CallQosSummaryEvent,
     DataItem,
     Event,
@@ -181,11 +180,11 @@ def _participant_event(event: MeetingEvent | SessionEvent, options: ConvertOptio
     return out
 
 
-def _known_type(item: QosItem | CallQosSample, out: Conversion) -> bool:
+def _known_type(item: QosItem, out: Conversion, types: frozenset[str] = QOS_TYPES) -> bool:
     if item.invalid:
         out.skipped.append("invalid_item")
         return False
-    if item.type not in QOS_TYPES:
+    if item.type not in types:
         out.skipped.append("unknown_qos_type")
         return False
     return True
@@ -381,11 +380,7 @@ def _call_qos(event: CallQosEvent) -> Conversion:
     owner: Owner = ("phone", call.call_id, party.party_id)
     out = Conversion(owner=owner)
     sample = party.qos
-    if sample.invalid:
-        out.skipped.append("invalid_item")
-        return out
-    if sample.type not in PHONE_DIRECTIONS:
-        out.skipped.append("unknown_qos_type")
+    if not _known_type(sample, out, PHONE_DIRECTIONS):
         return out
     when = parse_time(sample.date_time)
     if when is None:
@@ -421,11 +416,7 @@ def _call_qos_summary(event: CallQosSummaryEvent) -> Conversion:
         out.departures.append(("phone", call.call_id, party.party_id))
         per_direction: dict[str, dict[str, list[float]]] = {}
         for sample in party.qos:
-            if sample.invalid:
-                out.skipped.append("invalid_item")
-                continue
-            if sample.type not in PHONE_DIRECTIONS:
-                out.skipped.append("unknown_qos_type")
+            if not _known_type(sample, out, PHONE_DIRECTIONS):
                 continue
             series = per_direction.setdefault(sample.type, {})
             for name, value in _phone_values(sample.details, out).items():

@@ -52,12 +52,9 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
-class QosItem(_Model):
-    """One QoS entry: a QoS ``type`` with its ``details`` (values still raw strings)."""
+class _Item(_Model):
+    """An element of a list Zoom sends; a malformed one is marked, not fatal."""
 
-    type: Text = ""
-    date_time: Text = ""
-    details: dict[str, Any] = Field(default_factory=dict)
     invalid: bool = False
 
     @model_validator(mode="before")
@@ -66,7 +63,15 @@ class QosItem(_Model):
         return _item(value)
 
 
-class DataItem(_Model):
+class QosItem(_Item):
+    """One QoS entry: a ``type`` (QoS type, or direction for phone) with raw ``details``."""
+
+    type: Text = ""
+    date_time: Text = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class DataItem(_Item):
     """Device and network data of a participant (``*_data`` events)."""
 
     device: Text = ""
@@ -79,12 +84,6 @@ class DataItem(_Model):
     microphone: Text = ""
     speaker: Text = ""
     camera: Text = ""
-    invalid: bool = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _tolerate(cls, value: object) -> object:
-        return _item(value)
 
 
 class Participant(_Model):
@@ -188,18 +187,6 @@ class SessionEvent(_Model):
         return self.payload.object.user.data
 
 
-class CallQosSample(_Model):
-    date_time: Text = ""
-    type: Text = ""
-    details: dict[str, Any] = Field(default_factory=dict)
-    invalid: bool = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _tolerate(cls, value: object) -> object:
-        return _item(value)
-
-
 class CallParty(_Model):
     """One side of a call in ``phone.call_qos`` (``id``) or its summary (``user_id``)."""
 
@@ -213,11 +200,11 @@ class CallParty(_Model):
 
 
 class CallPartySample(CallParty):
-    qos: CallQosSample
+    qos: QosItem
 
 
 class CallPartySamples(CallParty):
-    qos: list[CallQosSample] = Field(default_factory=list)
+    qos: list[QosItem] = Field(default_factory=list)
 
 
 class _CallObject(_Model):
