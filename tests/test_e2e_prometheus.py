@@ -4,108 +4,28 @@ and a real Prometheus (Debian's package) scraping it; checked through Prometheus
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
-import httpx
 import pytest
 
+from prometheus_harness import by_label, exporter, prometheus, query, scalar, wait_for
 from zoom_qss_exporter.simulate import SimulationConfig, simulate
 
 TOKEN = "e2e-secret-token"
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
-    """Poll ``probe`` until it returns something other than None (or fail after timeout)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = probe()
-        except httpx.TransportError:
-            result = None
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
-@contextlib.contextmanager
-def serving(name: str, argv: list[str], port: int, log: Path, **popen: Any) -> Iterator[str]:
-    """Run a server process until the block ends; yields its URL once ``/-/ready`` says so."""
-    with log.open("w") as output:
-        process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT, **popen)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_for(name, lambda: httpx.get(url + "/-/ready").status_code == 200 or None)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
 
 
 @pytest.fixture
 def exporter_url(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOOM_QSS_")}
-    env["ZOOM_WEBHOOK_SECRET_TOKEN"] = TOKEN
-    argv = [sys.executable, "-m", "zoom_qss_exporter.cli", f"--web.listen-address=127.0.0.1:{port}"]
-    with serving("the exporter", argv, port, tmp_path / "exporter.log", env=env) as url:
+    with exporter(tmp_path, TOKEN) as url:
         yield url
 
 
 @pytest.fixture
 def prometheus_url(tmp_path: Path, exporter_url: str) -> Iterator[str]:
-    binary = shutil.which("prometheus")
-    assert binary, "prometheus missing: run scripts/setup (installs Debian's prometheus)"
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        "scrape_configs:\n  - job_name: zoom-qss-exporter\n"
-        f"    static_configs:\n      - targets: ['{exporter_url.removeprefix('http://')}']\n"
-    )
-    argv = [
-        binary,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={tmp_path / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    with serving("Prometheus", argv, port, tmp_path / "prometheus.log") as url:
+    with prometheus(tmp_path, exporter_url) as url:
         yield url
-
-
-def query(prometheus: str, promql: str) -> list[dict[str, Any]]:
-    response = httpx.get(prometheus + "/api/v1/query", params={"query": promql}, timeout=10)
-    response.raise_for_status()
-    result: list[dict[str, Any]] = response.json()["data"]["result"]
-    return result
-
-
-def scalar(prometheus: str, promql: str) -> float | None:
-    result = query(prometheus, promql)
-    return float(result[0]["value"][1]) if result else None
-
-
-def by_label(results: list[dict[str, Any]], label: str) -> dict[str, float]:
-    return {r["metric"][label]: float(r["value"][1]) for r in results}
 
 
 def test_prometheus_scrapes_simulated_traffic(

@@ -17,7 +17,7 @@ class Lifetime(Enum):
     SUMMARY = "summary"  # participation, whole-call and info series
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # identity: hashed on every sample written
 class Family:
     name: str
     help: str
@@ -102,6 +102,11 @@ CPU_PRESSURE = _minute(
 )
 SAMPLE_TIMESTAMP = _minute(
     "sample_timestamp_seconds", "Zoom's time of the newest sample (Unix seconds).", "date_time"
+)
+MOS_ESTIMATE = _minute(
+    "mos_estimate",
+    "Estimated MOS (1-5) of audio, from latency, jitter and loss (simplified E-model).",
+    "latency, jitter, avg_loss (audio types)",
 )
 
 # Participation gauges (*_qos_summary): a participant's whole stay.

@@ -1,0 +1,163 @@
+"""``thresholds.yaml``, read strictly: a typo in the one place that configures every alert must
+fail the build, not silently keep a default."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+THRESHOLDS = Path(__file__).resolve().parent / "thresholds.yaml"
+SEVERITIES = ("info", "warning")  # of participant figures, least to most severe
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Duration:
+    text: str  # as written, for the rules: "5m"
+
+    @property
+    def seconds(self) -> int:
+        match = _DURATION.match(self.text)
+        assert match
+        hours, minutes, seconds = (int(part or 0) for part in match.groups())
+        return hours * 3600 + minutes * 60 + seconds
+
+
+@dataclass(frozen=True)
+class Figure:
+    """Thresholds of one per-participant figure, by severity (``info`` optional)."""
+
+    warning: float
+    info: float | None = None
+
+    def levels(self) -> list[tuple[str, float]]:
+        both = (("info", self.info), ("warning", self.warning))
+        return [(severity, value) for severity, value in both if value is not None]
+
+
+@dataclass(frozen=True)
+class Config:
+    runbook_url: str
+    exporter_selector: str
+    media_qos_types: tuple[str, ...]
+    participant_for: Duration
+    latency: Figure
+    jitter: Figure
+    packet_loss: Figure
+    mos_for: Duration
+    mos_warning: float
+    fleet_for: Duration
+    fleet_min_participants: int
+    fleet_ratio: float
+    exporter_for: Duration
+    no_events_for: Duration
+    signature_failures: int
+    signature_window: Duration
+    series_cap_ratio: float
+    wifi_rssi_dbm: float
+
+    @property
+    def media_regex(self) -> str:
+        return "|".join(self.media_qos_types)
+
+
+def load(path: Path = THRESHOLDS) -> Config:
+    raw = yaml.safe_load(path.read_text())
+    reader = _Reader(raw, path.name)
+    participant = reader.section("participant")
+    mos = reader.section("mos")
+    fleet = reader.section("fleet")
+    exporter = reader.section("exporter")
+    display = reader.section("dashboards")
+    config = Config(
+        runbook_url=reader.text("runbook_url"),
+        exporter_selector=reader.text("exporter_selector"),
+        media_qos_types=reader.names("media_qos_types"),
+        participant_for=participant.duration("for"),
+        latency=participant.figure("latency"),
+        jitter=participant.figure("jitter"),
+        packet_loss=participant.figure("packet_loss", ratio=True),
+        mos_for=mos.duration("for"),
+        mos_warning=mos.number("warning", 1.0, 5.0),
+        fleet_for=fleet.duration("for"),
+        fleet_min_participants=int(fleet.number("min_participants", 1, 1e9, whole=True)),
+        fleet_ratio=fleet.number("ratio", 0.0, 1.0),
+        exporter_for=exporter.duration("for"),
+        no_events_for=exporter.duration("no_events_for"),
+        signature_failures=int(exporter.number("signature_failures", 0, 1e9, whole=True)),
+        signature_window=exporter.duration("signature_window"),
+        series_cap_ratio=exporter.number("series_cap_ratio", 0.0, 1.0),
+        wifi_rssi_dbm=display.number("wifi_rssi_dbm", -120.0, 0.0),
+    )
+    for section in (reader, participant, mos, fleet, exporter, display):
+        section.done()
+    return config
+
+
+class _Reader:
+    """Takes keys out of one mapping; whatever is left at the end is an unknown key."""
+
+    def __init__(self, raw: object, where: str) -> None:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: a mapping is required")
+        self.raw: dict[str, Any] = dict(raw)
+        self.where = where
+
+    def _take(self, key: str) -> Any:
+        if key not in self.raw:
+            raise ConfigError(f"{self.where}.{key}: missing")
+        return self.raw.pop(key)
+
+    def done(self) -> None:
+        if self.raw:
+            raise ConfigError(f"{self.where}: unknown keys {sorted(self.raw)}")
+
+    def section(self, key: str) -> _Reader:
+        return _Reader(self._take(key), f"{self.where}.{key}")
+
+    def text(self, key: str) -> str:
+        value = self._take(key)
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{self.where}.{key}: a non-empty string is required")
+        return value
+
+    def names(self, key: str) -> tuple[str, ...]:
+        value = self._take(key)
+        if not isinstance(value, list) or not value:
+            raise ConfigError(f"{self.where}.{key}: a non-empty list is required")
+        for name in value:
+            if not isinstance(name, str) or not re.fullmatch(r"[a-z_]+", name):
+                raise ConfigError(f"{self.where}.{key}: {name!r} is not a QoS type name")
+        return tuple(value)
+
+    def duration(self, key: str) -> Duration:
+        value = self._take(key)
+        if not isinstance(value, str) or not value or not _DURATION.match(value):
+            raise ConfigError(f"{self.where}.{key}: a duration like 5m or 1h30m is required")
+        return Duration(value)
+
+    def number(self, key: str, low: float, high: float, *, whole: bool = False) -> float:
+        value = self._take(key)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not low <= value <= high or (whole and value != int(value)):
+            kind = "a whole number" if whole else "a number"
+            raise ConfigError(f"{self.where}.{key}: {kind} from {low:g} to {high:g} is required")
+        return float(value)
+
+    def figure(self, key: str, *, ratio: bool = False) -> Figure:
+        section = self.section(key)
+        high = 1.0 if ratio else 60.0
+        warning = section.number("warning", 0.0, high)
+        info = section.number("info", 0.0, high) if "info" in section.raw else None
+        section.done()
+        if info is not None and info >= warning:
+            raise ConfigError(f"{section.where}: info must be below warning")
+        return Figure(warning=warning, info=info)

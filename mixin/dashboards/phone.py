@@ -1,0 +1,190 @@
+"""Phone calls: MOS, jitter, delay and loss per call, party and direction."""
+
+from __future__ import annotations
+
+from ..config import Config
+from ..grafana import (
+    GREEN,
+    RED,
+    Json,
+    Panel,
+    Row,
+    column_units,
+    dashboard,
+    dashboard_link,
+    stat,
+    steps,
+    table,
+    target,
+    timeseries,
+    variable,
+)
+from .common import PHONE_UID, above, mos_steps
+
+
+def phone_calls(config: Config) -> Json:
+    who = 'call_id=~"$call", role=~"$role", direction=~"$direction"'
+    legend = "{{call_id}} {{role}} {{direction}}"
+    ended = "zoom_phone_call_{}{{" + who + ', stat="{}"}}'
+    to_call = dashboard_link(PHONE_UID, call="${__data.fields.call_id:percentencode}")
+    items: list[Panel | Row] = [
+        Row("Now"),
+        stat(
+            "Calls live",
+            "Zoom Phone calls that sent a QoS sample within --store.ttl.",
+            [
+                target(
+                    "count(group by (call_id) (zoom_phone_mos or zoom_phone_jitter_seconds)) "
+                    "or vector(0)"
+                )
+            ],
+            "short",
+        ),
+        stat(
+            "Calls with a poor MOS",
+            f"Live calls with a party and direction below MOS {config.mos_warning:g}.",
+            [
+                target(
+                    f"count(group by (call_id) (zoom_phone_mos < {config.mos_warning:g})) "
+                    "or vector(0)"
+                )
+            ],
+            "short",
+            thresholds=steps(GREEN, (1, RED)),
+        ),
+        table(
+            "Worst calls now",
+            "The 10 call parties and directions with the lowest MOS now. Click a call to "
+            "select it.",
+            [
+                target(
+                    "bottomk(10, min by (call_id, user_id, role, direction) (zoom_phone_mos))",
+                    table=True,
+                )
+            ],
+            "none",
+            columns=["call_id", "user_id", "role", "direction", "Value"],
+            renames={"Value": "MOS"},
+            links=[{"title": "Select this call", "url": to_call}],
+            thresholds=mos_steps(config),
+            custom={"cellOptions": {"type": "color-text"}},
+            width=12,
+            height=8,
+        ),
+        Row("Per call, party and direction"),
+        timeseries(
+            "MOS",
+            "Zoom's MOS of each sample, per call, caller or callee, sending or receiving; "
+            "below the dashed line the MOS alert fires.",
+            [target(f"zoom_phone_mos{{{who}}}", legend)],
+            "none",
+            thresholds=mos_steps(config),
+            draw_thresholds=True,
+            minimum=1,
+            maximum=5,
+        ),
+        timeseries(
+            "Jitter",
+            "Jitter of each sample; the dashed line is the participant jitter threshold.",
+            [target(f"zoom_phone_jitter_seconds{{{who}}}", legend)],
+            "s",
+            thresholds=above(config.jitter),
+            draw_thresholds=True,
+            minimum=0,
+        ),
+        timeseries(
+            "Network delay",
+            "Network delay of each sample; dashed lines are the latency thresholds (ITU-T G.114).",
+            [target(f"zoom_phone_network_delay_seconds{{{who}}}", legend)],
+            "s",
+            thresholds=above(config.latency),
+            draw_thresholds=True,
+            minimum=0,
+        ),
+        timeseries(
+            "Packet loss",
+            "Average and maximum packet loss of each sample; dashed lines are the loss thresholds.",
+            [
+                target(f"zoom_phone_packet_loss_avg_ratio{{{who}}}", "avg " + legend),
+                target(f"zoom_phone_packet_loss_max_ratio{{{who}}}", "max " + legend),
+            ],
+            "percentunit",
+            thresholds=above(config.packet_loss),
+            draw_thresholds=True,
+            minimum=0,
+        ),
+        timeseries(
+            "Bitrate",
+            "Bitrate of each sample in bits per second (the exporter's bytes per second times 8).",
+            [target(f"8 * zoom_phone_bitrate_bytes_per_second{{{who}}}", legend)],
+            "bps",
+            minimum=0,
+        ),
+        timeseries(
+            "Samples at or below the MOS threshold",
+            "Share of all phone samples in the last 5 minutes at or below the MOS threshold, "
+            "by direction (recording rule direction:zoom_phone_fleet_mos_below_threshold"
+            ":ratio_rate5m, at histogram resolution).",
+            [
+                target(
+                    'direction:zoom_phone_fleet_mos_below_threshold:ratio_rate5m{direction=~"$direction"}',
+                    "{{direction}}",
+                )
+            ],
+            "percentunit",
+            minimum=0,
+            maximum=1,
+        ),
+        Row("Ended calls (from phone.call_qos_summary)"),
+        table(
+            "Ended calls",
+            "Each ended call's parties and directions: lowest and average MOS, average "
+            "jitter, delay and loss, and the peak loss.",
+            [
+                target(ended.format("mos", "min"), table=True),
+                target(ended.format("mos", "avg"), table=True),
+                target(ended.format("jitter_seconds", "avg"), table=True),
+                target(ended.format("network_delay_seconds", "avg"), table=True),
+                target(ended.format("packet_loss_ratio", "avg"), table=True),
+                target(f"zoom_phone_call_packet_loss_peak_ratio{{{who}}}", table=True),
+            ],
+            "none",
+            columns=[
+                "call_id",
+                "user_id",
+                "role",
+                "direction",
+                *(f"Value #{ref}" for ref in "ABCDEF"),
+            ],
+            renames={
+                "Value #A": "lowest MOS",
+                "Value #B": "average MOS",
+                "Value #C": "jitter",
+                "Value #D": "delay",
+                "Value #E": "loss",
+                "Value #F": "peak loss",
+            },
+            overrides=column_units(
+                {
+                    "Value #C": "s",
+                    "Value #D": "s",
+                    "Value #E": "percentunit",
+                    "Value #F": "percentunit",
+                }
+            ),
+        ),
+    ]
+    variables = [
+        variable("call", "Call", "label_values(zoom_phone_mos, call_id)", multi=True),
+        variable("role", "Party", "caller,callee", multi=True, custom=True),
+        variable("direction", "Direction", "sending,receiving", multi=True, custom=True),
+    ]
+    return dashboard(
+        PHONE_UID,
+        "Phone calls",
+        "Zoom Phone: MOS, jitter, delay and loss per call, caller and callee, sending and "
+        "receiving.",
+        items,
+        variables,
+        time_from="now-1h",
+    )

@@ -1,0 +1,337 @@
+"""Small builders for Grafana dashboard JSON (schema 39, Grafana 10.4 and later).
+
+Every panel queries the ``${datasource}`` variable, so the files import as they are; layout is
+left to right in rows of 24 columns. Units are Grafana's ids: ``s``, ``percentunit`` for 0-1
+ratios, ``bps`` for bits per second (queries multiply the exporter's bytes per second by 8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Json = dict[str, Any]
+
+TAG = "zoom-qss"
+TITLE_PREFIX = "Zoom QSS / "
+DATASOURCE: Json = {"type": "prometheus", "uid": "${datasource}"}
+GREEN, YELLOW, ORANGE, RED, BLUE = "green", "yellow", "orange", "red", "blue"
+
+
+def steps(base: str, *above: tuple[float, str]) -> Json:
+    """Absolute thresholds: ``base`` colour, then each colour from its value upwards."""
+    return {
+        "mode": "absolute",
+        "steps": [{"color": base, "value": None}]
+        + [{"color": color, "value": value} for value, color in above],
+    }
+
+
+def value_mapping(texts: dict[int, tuple[str, str]]) -> list[Json]:
+    """Numbers shown as words (quality levels, up/down), each with its colour."""
+    options = {
+        str(number): {"text": text, "color": color, "index": index}
+        for index, (number, (text, color)) in enumerate(sorted(texts.items()))
+    }
+    return [{"type": "value", "options": options}]
+
+
+def target(
+    expr: str,
+    legend: str = "",
+    *,
+    instant: bool = False,
+    table: bool = False,
+    heatmap: bool = False,
+) -> Json:
+    out: Json = {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend}
+    if table:
+        out |= {"format": "table", "instant": True, "range": False}
+    elif heatmap:
+        out |= {"format": "heatmap", "instant": False, "range": True}
+    else:
+        out |= {"instant": instant, "range": not instant}
+    return out
+
+
+@dataclass
+class Panel:
+    kind: str  # Grafana panel type
+    title: str
+    description: str
+    targets: list[Json]
+    unit: str
+    width: int = 12
+    height: int = 8
+    thresholds: Json | None = None
+    draw_thresholds: bool = False  # dashed lines on time series
+    minimum: float | None = None
+    maximum: float | None = None
+    mappings: list[Json] = field(default_factory=list)
+    links: list[Json] = field(default_factory=list)
+    overrides: list[Json] = field(default_factory=list)
+    options: Json = field(default_factory=dict)
+    custom: Json = field(default_factory=dict)
+    transformations: list[Json] = field(default_factory=list)
+
+    def to_json(self, panel_id: int, x: int, y: int) -> Json:
+        defaults: Json = {"unit": self.unit, "mappings": self.mappings, "links": self.links}
+        defaults["thresholds"] = self.thresholds or steps(GREEN)
+        if self.minimum is not None:
+            defaults["min"] = self.minimum
+        if self.maximum is not None:
+            defaults["max"] = self.maximum
+        custom = dict(self.custom)
+        if self.draw_thresholds:
+            custom["thresholdsStyle"] = {"mode": "dashed"}
+        if custom:
+            defaults["custom"] = custom
+        targets = [
+            {"refId": chr(ord("A") + index), **query} for index, query in enumerate(self.targets)
+        ]
+        panel: Json = {
+            "id": panel_id,
+            "type": self.kind,
+            "title": self.title,
+            "description": self.description,
+            "datasource": DATASOURCE,
+            "gridPos": {"h": self.height, "w": self.width, "x": x, "y": y},
+            "targets": targets,
+            "fieldConfig": {"defaults": defaults, "overrides": self.overrides},
+            "options": self.options,
+        }
+        if self.transformations:
+            panel["transformations"] = self.transformations
+        return panel
+
+
+@dataclass
+class Row:
+    title: str
+
+
+def timeseries(title: str, description: str, targets: list[Json], unit: str, **kw: Any) -> Panel:
+    kw.setdefault("options", {"tooltip": {"mode": "multi", "sort": "desc"}, "legend": _legend()})
+    kw.setdefault("custom", {"fillOpacity": 5, "lineWidth": 1, "spanNulls": False})
+    return Panel("timeseries", title, description, targets, unit, **kw)
+
+
+def stat(title: str, description: str, targets: list[Json], unit: str, **kw: Any) -> Panel:
+    kw.setdefault("width", 6)
+    kw.setdefault("height", 4)
+    kw.setdefault("options", {})
+    kw["options"] = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "colorMode": "value",
+        "graphMode": "area",
+        "textMode": "auto",
+        "justifyMode": "auto",
+        "orientation": "auto",
+        **kw["options"],
+    }
+    return Panel("stat", title, description, targets, unit, **kw)
+
+
+def bargauge(title: str, description: str, targets: list[Json], unit: str, **kw: Any) -> Panel:
+    kw.setdefault("width", 6)
+    kw["options"] = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "displayMode": "gradient",
+        "orientation": "horizontal",
+        "showUnfilled": True,
+        **kw.get("options", {}),
+    }
+    return Panel("bargauge", title, description, targets, unit, **kw)
+
+
+def piechart(title: str, description: str, targets: list[Json], unit: str, **kw: Any) -> Panel:
+    kw.setdefault("width", 6)
+    kw["options"] = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "pieType": "donut",
+        "legend": {"displayMode": "table", "placement": "right", "values": ["value"]},
+    }
+    return Panel("piechart", title, description, targets, unit, **kw)
+
+
+def heatmap(title: str, description: str, expr: str, y_unit: str, **kw: Any) -> Panel:
+    """A heatmap of a Prometheus histogram's per-bucket rate (samples per second)."""
+    kw["options"] = {
+        "calculate": False,
+        "cellGap": 1,
+        "color": {"mode": "scheme", "scheme": "Oranges", "scale": "exponential", "exponent": 0.5},
+        "yAxis": {"axisPlacement": "left", "unit": y_unit},
+        "rowsFrame": {"layout": "le"},
+        "tooltip": {"show": True, "yHistogram": True},
+        "legend": {"show": True},
+        "cellValues": {"unit": "cps"},
+        "filterValues": {"le": 1e-9},
+    }
+    return Panel("heatmap", title, description, [target(expr, "{{le}}", heatmap=True)], "cps", **kw)
+
+
+def table(
+    title: str,
+    description: str,
+    targets: list[Json],
+    unit: str,
+    *,
+    columns: list[str],
+    renames: dict[str, str] | None = None,
+    **kw: Any,
+) -> Panel:
+    """Instant queries merged into one table, showing ``columns`` in that order."""
+    kw.setdefault("width", 24)
+    kw.setdefault("options", {"showHeader": True, "cellHeight": "sm"})
+    renames = renames or {}
+    organize = {
+        "excludeByName": {"Time": True, "__name__": True, "job": True, "instance": True},
+        "indexByName": {name: index for index, name in enumerate(columns)},
+        "renameByName": renames,
+    }
+    kw["transformations"] = [
+        {"id": "merge", "options": {}},
+        {"id": "filterFieldsByName", "options": {"include": {"names": columns}}},
+        {"id": "organize", "options": organize},
+    ]
+    return Panel("table", title, description, targets, unit, **kw)
+
+
+def column_units(units: dict[str, str]) -> list[Json]:
+    """Table overrides: a unit per column (field name before renaming)."""
+    return [
+        {"matcher": {"id": "byName", "options": name}, "properties": [{"id": "unit", "value": u}]}
+        for name, u in units.items()
+    ]
+
+
+def _legend() -> Json:
+    return {"displayMode": "table", "placement": "right", "calcs": ["lastNotNull", "max"]}
+
+
+def variable(
+    name: str,
+    label: str,
+    query: str,
+    *,
+    multi: bool = False,
+    description: str = "",
+    custom: bool = False,
+) -> Json:
+    """A query (``label_values(...)``) or custom (``a,b``) variable; multi ones offer All."""
+    out: Json = {
+        "name": name,
+        "label": label,
+        "description": description,
+        "type": "custom" if custom else "query",
+        "query": query,
+        "multi": multi,
+        "includeAll": multi,
+        "current": {},
+        "hide": 0,
+        "skipUrlSync": False,
+    }
+    if multi:
+        out["allValue"] = ".+"
+    if custom:
+        out["options"] = []
+    else:
+        out |= {
+            "datasource": DATASOURCE,
+            "definition": query,
+            "refresh": 2,  # on time range change
+            "sort": 1,
+            "regex": "",
+        }
+    return out
+
+
+def datasource_variable() -> Json:
+    return {
+        "name": "datasource",
+        "label": "Data source",
+        "type": "datasource",
+        "query": "prometheus",
+        "current": {},
+        "hide": 0,
+        "refresh": 1,
+        "regex": "",
+        "skipUrlSync": False,
+    }
+
+
+def dashboard_link(uid: str, **variables: str) -> str:
+    """A data link into another of these dashboards, keeping the time range. Meeting uuids
+    hold ``+`` and ``/``: pass their values with Grafana's ``:percentencode`` format."""
+    query = "".join(f"&var-{name}={value}" for name, value in variables.items())
+    return f"/d/{uid}?${{__url_time_range}}{query}"
+
+
+def dashboard(
+    uid: str,
+    title: str,
+    description: str,
+    items: list[Panel | Row],
+    variables: list[Json],
+    *,
+    refresh: str = "1m",
+    time_from: str = "now-3h",
+) -> Json:
+    panels: list[Json] = []
+    x = y = row_height = 0
+    for number, item in enumerate(items, start=1):
+        if isinstance(item, Row):
+            y += row_height
+            x = row_height = 0
+            panels.append(
+                {
+                    "id": number,
+                    "type": "row",
+                    "title": item.title,
+                    "collapsed": False,
+                    "gridPos": {"h": 1, "w": 24, "x": 0, "y": y},
+                    "panels": [],
+                }
+            )
+            y += 1
+            continue
+        if x + item.width > 24:
+            y += row_height
+            x = row_height = 0
+        panels.append(item.to_json(number, x, y))
+        x += item.width
+        row_height = max(row_height, item.height)
+    return {
+        "uid": uid,
+        "title": TITLE_PREFIX + title,
+        "description": description,
+        "tags": [TAG],
+        "editable": True,
+        "graphTooltip": 1,
+        "schemaVersion": 39,
+        "version": 1,
+        "time": {"from": time_from, "to": "now"},
+        "timepicker": {},
+        "timezone": "",
+        "refresh": refresh,
+        "fiscalYearStartMonth": 0,
+        "liveNow": False,
+        "weekStart": "",
+        "annotations": {"list": []},
+        "links": [
+            {
+                "type": "dashboards",
+                "title": "Zoom QSS",
+                "tags": [TAG],
+                "asDropdown": False,
+                "includeVars": False,
+                "keepTime": True,
+                "targetBlank": False,
+                "icon": "external link",
+                "tooltip": "",
+                "url": "",
+            }
+        ],
+        "templating": {"list": [datasource_variable(), *variables]},
+        "panels": panels,
+    }

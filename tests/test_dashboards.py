@@ -1,0 +1,216 @@
+"""Grafana dashboards, checked without Grafana: importable structure, units, descriptions,
+variables that resolve, links that lead somewhere, and PromQL that promtool parses. (The
+end-to-end test runs every query against a real Prometheus.)"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from test_rules import known_metrics, metric_names, promtool
+
+DASHBOARDS = sorted((Path(__file__).resolve().parents[1] / "dashboards").glob("*.json"))
+PREFIX, TAG = "Zoom QSS / ", "zoom-qss"
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+PANEL_TYPES = {"timeseries", "stat", "table", "heatmap", "bargauge", "piechart"}
+UNITS = {  # Grafana unit ids used here; bytes/s are shown as bits/s (queries multiply by 8)
+    "s",
+    "percentunit",
+    "bps",
+    "bytes",
+    "short",
+    "none",
+    "cps",
+    "reqps",
+    "dBm",
+    "pixel",
+    "suffix: fps",
+}
+BUILTINS = {"__rate_interval", "__interval", "__range", "__url_time_range", "__data"}
+_VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+_LABEL_VALUES = re.compile(r"^label_values\((?:(.*),\s*)?([a-z_]+)\)$", re.S)
+
+
+def load(path: Path) -> dict[str, Any]:
+    board: dict[str, Any] = json.loads(path.read_text())
+    return board
+
+
+def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in board["panels"]:
+        if panel["type"] != "row":
+            yield panel
+
+
+def variables(board: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {var["name"]: var for var in board["templating"]["list"]}
+
+
+def substitute(text: str, values: dict[str, str]) -> str:
+    """Grafana's interpolation of ``$name`` / ``${name}``, for the values given."""
+    builtins = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
+    merged = {**builtins, **values}
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: merged[m.group(1) or m.group(2)], text)
+
+
+def default_values(board: dict[str, Any]) -> dict[str, str]:
+    """Every variable as "All" (multi) or a placeholder value."""
+    return {
+        name: ".+" if var.get("multi") else "placeholder"
+        for name, var in variables(board).items()
+        if name != "datasource"
+    }
+
+
+def queries(board: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, PromQL) of every panel target and every query variable, variables unresolved."""
+    for panel in panels(board):
+        for target in panel["targets"]:
+            yield f"{board['uid']}: {panel['title']} {target['refId']}", target["expr"]
+    for var in variables(board).values():
+        if var["type"] == "query":
+            match = _LABEL_VALUES.match(var["query"])
+            assert match, var["query"]
+            selector = match.group(1) or "{__name__=~'.+'}"
+            yield (
+                f"{board['uid']}: variable {var['name']}",
+                (f"group by ({match.group(2)}) ({selector})"),
+            )
+
+
+@pytest.fixture(params=DASHBOARDS, ids=lambda p: p.name)
+def board(request: pytest.FixtureRequest) -> dict[str, Any]:
+    path: Path = request.param
+    return load(path)
+
+
+def test_four_dashboards_with_fixed_unique_uids() -> None:
+    uids = [load(path)["uid"] for path in DASHBOARDS]
+    assert sorted(uids) == [
+        "zoom-qss-exporter",
+        "zoom-qss-fleet",
+        "zoom-qss-meeting",
+        "zoom-qss-phone",
+    ]
+    for path in DASHBOARDS:
+        assert path.stem == load(path)["uid"]
+
+
+def test_title_tag_links_and_importable_shape(board: dict[str, Any]) -> None:
+    assert board["title"].startswith(PREFIX) and board["description"]
+    assert TAG in board["tags"]
+    assert "__inputs" not in board and "id" not in board  # importable as is, any instance
+    assert {"type": "dashboards", "tags": [TAG]}.items() <= board["links"][0].items()
+    first = board["templating"]["list"][0]
+    assert (first["name"], first["type"], first["query"]) == (
+        "datasource",
+        "datasource",
+        "prometheus",
+    )
+
+
+def test_every_panel_is_complete(board: dict[str, Any]) -> None:
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in panels(board):
+        where = f"{board['uid']}: {panel['title']}"
+        assert panel["type"] in PANEL_TYPES, where
+        assert panel["datasource"] == DATASOURCE, where
+        assert panel["description"].strip(), where
+        assert panel["fieldConfig"]["defaults"]["unit"] in UNITS, where
+        assert panel["targets"], where
+        refs = [target["refId"] for target in panel["targets"]]
+        assert len(refs) == len(set(refs)), where
+        for target in panel["targets"]:
+            assert target["datasource"] == DATASOURCE and target["expr"].strip(), where
+        for override in panel["fieldConfig"]["overrides"]:
+            for prop in override["properties"]:
+                if prop["id"] == "unit":
+                    assert prop["value"] in UNITS, where
+
+
+def test_panels_do_not_overlap(board: dict[str, Any]) -> None:
+    taken: set[tuple[int, int]] = set()
+    for panel in board["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        cells = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not cells & taken, panel["title"]
+        taken |= cells
+
+
+def test_variables_resolve(board: dict[str, Any]) -> None:
+    defined = set(variables(board)) | BUILTINS
+    texts = [json.dumps(board["panels"])]
+    texts += [json.dumps(var) for var in board["templating"]["list"]]
+    for text in texts:
+        used = set(_VARIABLE.findall(text))
+        assert used <= defined, used - defined
+    for var in variables(board).values():
+        if var["type"] != "datasource":
+            assert var.get("datasource", DATASOURCE) == DATASOURCE, var["name"]
+        if var.get("multi"):
+            assert var["includeAll"] and var["allValue"] == ".+", var["name"]
+
+
+def test_links_lead_to_these_dashboards(board: dict[str, Any]) -> None:
+    uids = {load(path)["uid"] for path in DASHBOARDS}
+    for panel in panels(board):
+        for link in panel["fieldConfig"]["defaults"]["links"]:
+            match = re.match(r"^/d/([a-z-]+)\?", link["url"])
+            assert match and match.group(1) in uids, link["url"]
+            target = next(load(p) for p in DASHBOARDS if load(p)["uid"] == match.group(1))
+            for name in re.findall(r"var-(\w+)=", link["url"]):
+                assert name in variables(target), (link["url"], name)
+
+
+def test_drilldown_is_product_meeting_participant() -> None:
+    board = load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-meeting"))
+    names = [var["name"] for var in board["templating"]["list"]]
+    assert names == ["datasource", "product", "meeting", "participant"]
+    chained = variables(board)
+    assert "$product" in chained["meeting"]["query"]
+    assert (
+        "$product" in chained["participant"]["query"]
+        and "$meeting" in chained["participant"]["query"]
+    )
+
+
+def test_queries_read_only_metrics_that_exist(board: dict[str, Any]) -> None:
+    known = known_metrics()
+    for where, expr in queries(board):
+        assert not metric_names(expr) - known, (where, metric_names(expr) - known)
+
+
+def test_promtool_parses_every_query(tmp_path: Path) -> None:
+    rules: list[dict[str, Any]] = []
+    for path in DASHBOARDS:
+        board = load(path)
+        for where, expr in queries(board):
+            rules.append(
+                {
+                    "record": f"dashboard:query:n{len(rules)}",
+                    "expr": substitute(expr, default_values(board)),
+                    "labels": {"where": where},
+                }
+            )
+    rule_file = tmp_path / "queries.yaml"
+    rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    result = subprocess.run(
+        [promtool(), "check", "rules", "--lint=none", rule_file],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

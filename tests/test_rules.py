@@ -1,0 +1,195 @@
+"""Alerting and recording rules: generated from the thresholds, clean for promtool, every alert
+unit-tested, and shaped the way the runbook and the dashboards expect."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from zoom_qss_exporter.families import ALL_FAMILIES
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES = ROOT / "rules"
+ALERT_FILE = RULES / "zoom-qss-alerts.yaml"
+RECORDING_FILE = RULES / "zoom-qss-recording.yaml"
+UNIT_TESTS = sorted((RULES / "tests").glob("*.yaml"))
+RUNBOOK = ROOT / "docs" / "runbook.md"
+PARTICIPANT_LABELS = ("product", "meeting_id", "participant_id", "qos_type")
+
+# Families that are not in families.py (fleet histograms, counters, self-metrics), and the
+# series other exporters or Prometheus itself provide.
+_OTHER_METRICS = {
+    "zoom_qos_fleet_latency_seconds",
+    "zoom_qos_fleet_jitter_seconds",
+    "zoom_qos_fleet_packet_loss_ratio",
+    "zoom_phone_fleet_mos",
+    "zoom_qss_exporter_event_processing_seconds",
+    "zoom_qos_samples_total",
+    "zoom_network_notifications_total",
+    "zoom_qss_exporter_events_total",
+    "zoom_qss_exporter_items_skipped_total",
+    "zoom_qss_exporter_series",
+    "zoom_qss_exporter_series_limit",
+    "zoom_qss_exporter_series_expired_total",
+    "zoom_qss_exporter_series_dropped_total",
+    "zoom_qss_exporter_last_event_timestamp_seconds",
+    "zoom_qss_exporter_build_info",
+}
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def rules(path: Path) -> list[dict[str, Any]]:
+    return [rule for group in load_yaml(path)["groups"] for rule in group["rules"]]
+
+
+def alerts() -> list[dict[str, Any]]:
+    return rules(ALERT_FILE)
+
+
+def recorded_names() -> set[str]:
+    return {rule["record"] for rule in rules(RECORDING_FILE)}
+
+
+def known_metrics() -> set[str]:
+    """Every series name the rules and dashboards may read."""
+    names = {family.name for family in ALL_FAMILIES} | _OTHER_METRICS | recorded_names()
+    histograms = [n for n in _OTHER_METRICS if not n.endswith("_total") and "fleet" in n]
+    histograms.append("zoom_qss_exporter_event_processing_seconds")
+    for name in histograms:
+        names |= {f"{name}_bucket", f"{name}_count", f"{name}_sum"}
+    return names
+
+
+def metric_names(expr: str) -> set[str]:
+    """The zoom_* series names an expression reads (recorded names included)."""
+    without_strings = re.sub(r'"[^"]*"', '""', expr)
+    return set(re.findall(r"\b(?:[a-z_]+:)?zoom_[a-z_]+(?::[a-z0-9_]+)?", without_strings))
+
+
+def promtool() -> str:
+    binary = shutil.which("promtool")
+    assert binary, "promtool missing: run scripts/setup (installs Debian's prometheus)"
+    return binary
+
+
+def test_generated_files_are_up_to_date() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mixin", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_promtool_check_rules_is_clean() -> None:
+    result = subprocess.run(
+        [promtool(), "check", "rules", "--lint=all", "--lint-fatal", ALERT_FILE, RECORDING_FILE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_unit_tests_pass() -> None:
+    assert UNIT_TESTS
+    result = subprocess.run(
+        [promtool(), "test", "rules", *UNIT_TESTS], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_and_severity_fires_and_resolves_in_a_unit_test() -> None:
+    fired: set[tuple[str, str]] = set()
+    quiet: set[str] = set()  # alerts with a time at which they must not fire
+    for path in UNIT_TESTS:
+        for case in load_yaml(path)["tests"]:
+            for check in case.get("alert_rule_test", []):
+                expected = check.get("exp_alerts") or []
+                if not expected:
+                    quiet.add(check["alertname"])
+                for alert in expected:
+                    fired.add((check["alertname"], alert["exp_labels"]["severity"]))
+    defined = {(rule["alert"], rule["labels"]["severity"]) for rule in alerts()}
+    assert defined - fired == set(), "alerts without a firing unit test"
+    assert {name for name, _ in defined} - quiet == set(), "alerts never checked quiet"
+
+
+def test_alerts_follow_the_conventions() -> None:
+    runbook = RUNBOOK.read_text()
+    base = load_yaml(ROOT / "mixin" / "thresholds.yaml")["runbook_url"]
+    for rule in alerts():
+        name = rule["alert"]
+        assert re.fullmatch(r"Zoom(?:[A-Z][a-z]*|QSS|MOS)+", name), name
+        assert re.fullmatch(r"\d+[smh]", rule["for"]), name
+        assert rule["labels"]["severity"] in ("critical", "warning", "info"), name
+        annotations = rule["annotations"]
+        assert set(annotations) == {"summary", "description", "runbook_url"}, name
+        assert annotations["summary"].endswith("."), name
+        assert "{{" in annotations["description"], name
+        assert annotations["runbook_url"] == f"{base}#{name.lower()}"
+        assert f"\n## {name}\n" in runbook, f"docs/runbook.md has no section for {name}"
+
+
+def test_participant_alerts_say_who_and_where() -> None:
+    for rule in alerts():
+        if rule["alert"].startswith("ZoomParticipant"):
+            for label in PARTICIPANT_LABELS:
+                assert f"$labels.{label}" in rule["annotations"]["description"], rule["alert"]
+            assert "zoom_participant_info" in rule["annotations"]["description"]
+            assert " by " not in rule["expr"] and "without" not in rule["expr"], rule["alert"]
+
+
+def test_recording_rules_are_named_level_metric_operations() -> None:
+    for name in recorded_names():
+        assert re.fullmatch(r"[a-z_]+:zoom_[a-z_]+:[a-z0-9_]+", name), name
+
+
+def test_rules_read_only_metrics_that_exist() -> None:
+    known = known_metrics()
+    for rule in rules(ALERT_FILE) + rules(RECORDING_FILE):
+        unknown = metric_names(rule["expr"]) - known
+        assert not unknown, (rule.get("alert") or rule.get("record"), unknown)
+        for text in rule.get("annotations", {}).values():
+            unknown = metric_names(text) - known
+            assert not unknown, (rule.get("alert"), unknown)
+
+
+def test_thresholds_file_is_strict(tmp_path: Path) -> None:
+    """A typo in the one configuration place fails loudly instead of keeping a default."""
+    source = (ROOT / "mixin" / "thresholds.yaml").read_text()
+    broken = tmp_path / "thresholds.yaml"
+    for edit, message in (
+        (("  ratio: 0.25", "  ratoi: 0.25"), "fleet.ratio: missing"),
+        (("  ratio: 0.25", "  ratio: 0.25\n  rate: 0.5"), "fleet: unknown keys ['rate']"),
+        (("    info: 0.15", "    info: 0.5"), "info must be below warning"),
+        (("  for: 5m  # five", "  for: five  # five"), "a duration like 5m"),
+    ):
+        assert edit[0] in source
+        broken.write_text(source.replace(edit[0], edit[1], 1))
+        result = subprocess.run(
+            [sys.executable, "-m", "mixin", "--check", "--thresholds", str(broken)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("path", UNIT_TESTS, ids=lambda p: p.name)
+def test_unit_test_files_load_both_rule_files(path: Path) -> None:
+    files = load_yaml(path)["rule_files"]
+    assert sorted(files) == ["../zoom-qss-alerts.yaml", "../zoom-qss-recording.yaml"]
