@@ -1,0 +1,119 @@
+{{/*
+Chart name, truncated to the 63 characters of a DNS label.
+*/}}
+{{- define "zoom-qss-exporter.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name: the release name, followed by the chart name unless the release name
+already contains it; truncated to 63 characters.
+*/}}
+{{- define "zoom-qss-exporter.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "zoom-qss-exporter.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Namespace of every namespaced object (namespaceOverride, else the release's).
+*/}}
+{{- define "zoom-qss-exporter.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels of every object.
+*/}}
+{{- define "zoom-qss-exporter.labels" -}}
+helm.sh/chart: {{ include "zoom-qss-exporter.chart" . }}
+{{ include "zoom-qss-exporter.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: zoom-qss-exporter
+{{- end }}
+
+{{/*
+Labels that select the exporter's pods (Deployment, Service, PDB, NetworkPolicy, spread).
+*/}}
+{{- define "zoom-qss-exporter.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "zoom-qss-exporter.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Name of the ServiceAccount the pod runs as.
+*/}}
+{{- define "zoom-qss-exporter.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "zoom-qss-exporter.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Container image: registry/repository, then @digest or :tag (default: the chart's appVersion).
+*/}}
+{{- define "zoom-qss-exporter.image" -}}
+{{- $repository := .Values.image.repository }}
+{{- if .Values.image.registry }}
+{{- $repository = printf "%s/%s" .Values.image.registry .Values.image.repository }}
+{{- end }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" $repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the secret token (existingSecret, else one named like the fullname:
+created by the chart from secretToken, or by the user).
+*/}}
+{{- define "zoom-qss-exporter.secretName" -}}
+{{- default (include "zoom-qss-exporter.fullname" .) .Values.existingSecret }}
+{{- end }}
+
+{{/*
+"true" when the chart creates the Secret: from secretToken (and config.privacy.hashSalt). Fails
+on combinations that cannot work, with a message naming the values to change.
+*/}}
+{{- define "zoom-qss-exporter.createSecret" -}}
+{{- $privacy := .Values.config.privacy }}
+{{- if and .Values.existingSecret .Values.secretToken }}
+{{- fail "set either secretToken or existingSecret, not both" }}
+{{- end }}
+{{- if and .Values.existingSecret $privacy.hashSalt }}
+{{- fail "with existingSecret, keep the hash salt in that Secret and name its key in config.privacy.existingSecretHashSaltKey instead of config.privacy.hashSalt" }}
+{{- end }}
+{{- if and $privacy.existingSecretHashSaltKey (not .Values.existingSecret) }}
+{{- fail "config.privacy.existingSecretHashSaltKey needs existingSecret" }}
+{{- end }}
+{{- if and $privacy.hashSalt (not .Values.secretToken) (not .Values.config.zoom.skipSignatureVerification) }}
+{{- fail "config.privacy.hashSalt is set but secretToken is empty: set secretToken too, or keep both in a Secret of your own (existingSecret, config.privacy.existingSecretHashSaltKey)" }}
+{{- end }}
+{{- if and (not .Values.existingSecret) (or .Values.secretToken $privacy.hashSalt) }}true{{ end }}
+{{- end }}
+
+{{/*
+"true" when the container gets ZOOM_WEBHOOK_SECRET_TOKEN: always, except with
+skipSignatureVerification and no token given.
+*/}}
+{{- define "zoom-qss-exporter.hasToken" -}}
+{{- if or .Values.secretToken .Values.existingSecret (not .Values.config.zoom.skipSignatureVerification) }}true{{ end }}
+{{- end }}

@@ -1,0 +1,999 @@
+"""The Helm chart (helm/zoom-qss-exporter) and the container image (Dockerfile).
+
+Renders the chart with a real helm 4 binary (scripts/install-helm puts it at .tools/helm) for the
+default values and every ci/*-values.yaml, lints it, validates each rendering against the
+Kubernetes schemas of kubernetes-validate (offline), and checks what matters: the hardened pod,
+the secret token only through a Secret, only the webhook path in the Ingress, the labels that the
+Prometheus operator and Grafana's sidecar select on, and the rules and dashboards identical to
+the repository's top-level rules/ and dashboards/ (which the chart reads through links). The
+image cannot be built here (no Docker engine): the Dockerfile is checked against the chart, and
+the wheels its build stage makes are installed into a fresh virtualenv and run with the
+environment the chart gives the container.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml
+
+from prometheus_harness import free_port, serving
+from zoom_qss_exporter import __version__
+from zoom_qss_exporter.config import (
+    TOKEN_ENV,
+    Settings,
+    add_serve_arguments,
+    env_name,
+    load_settings,
+)
+from zoom_qss_exporter.convert import ConvertOptions, UserNameMode
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART = ROOT / "helm" / "zoom-qss-exporter"
+DOCKERFILE = ROOT / "Dockerfile"
+RELEASE = "zoom-qss"
+NAMESPACE = "monitoring"
+CI_VALUES = {path.name.removesuffix("-values.yaml"): path for path in (CHART / "ci").glob("*.yaml")}
+CASES = ["default", *sorted(CI_VALUES)]
+# Kinds of the Prometheus operator: kubernetes-validate has no schema for them, so they get
+# structural checks of their own below.
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# Flags of `serve` that the chart sets differently on purpose.
+NOT_IN_VALUES = {
+    "--zoom.secret-token-file": f"the token reaches the container as {TOKEN_ENV} from a Secret",
+}
+
+Manifest = dict[str, Any]
+
+
+def _helm_binary() -> str:
+    local = ROOT / ".tools" / "helm"
+    if os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which("helm")
+    if found is None:
+        pytest.fail(
+            "helm is missing: run scripts/setup (it calls scripts/install-helm, which puts helm 4 "
+            "at .tools/helm)"
+        )
+    return found
+
+
+@dataclass
+class Helm:
+    binary: str
+    env: dict[str, str]
+
+    def run(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [self.binary, *map(str, args)],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=60,
+        )
+        if check and result.returncode != 0:
+            command = shlex.join([self.binary, *map(str, args)])
+            raise AssertionError(f"{command} failed:\n{result.stderr}")
+        return result
+
+    def template(self, *args: str | Path, chart: Path = CHART) -> list[Manifest]:
+        out = self.run("template", RELEASE, chart, "--namespace", NAMESPACE, *args).stdout
+        return [doc for doc in yaml.safe_load_all(out) if doc]
+
+    def notes(self, *args: str | Path) -> str:
+        out = self.run(
+            "install", RELEASE, CHART, "--namespace", NAMESPACE, "--dry-run=client", *args
+        ).stdout
+        assert "\nNOTES:\n" in out, out
+        return out.split("\nNOTES:\n", 1)[1]
+
+
+@pytest.fixture(scope="session")
+def helm(tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    home = tmp_path_factory.mktemp("helm-home")
+    env = dict(os.environ)
+    for name in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
+        env[name] = str(home / name.lower())
+    return Helm(_helm_binary(), env)
+
+
+def case_args(case: str) -> list[str | Path]:
+    return [] if case == "default" else ["--values", CI_VALUES[case]]
+
+
+def case_values(case: str) -> dict[str, Any]:
+    if case == "default":
+        return {}
+    values: dict[str, Any] = yaml.safe_load(CI_VALUES[case].read_text())
+    return values
+
+
+@pytest.fixture(scope="session")
+def rendered(helm: Helm) -> dict[str, list[Manifest]]:
+    return {case: helm.template(*case_args(case)) for case in CASES}
+
+
+def of_kind(docs: list[Manifest], kind: str) -> list[Manifest]:
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def one(docs: list[Manifest], kind: str) -> Manifest:
+    found = of_kind(docs, kind)
+    assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+    return found[0]
+
+
+def container(docs: list[Manifest]) -> Manifest:
+    containers = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    found: Manifest = containers[0]
+    return found
+
+
+def env_of(docs: list[Manifest]) -> dict[str, Manifest]:
+    return {item["name"]: item for item in container(docs)["env"]}
+
+
+def chart_yaml() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    return data
+
+
+def default_values() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((CHART / "values.yaml").read_text())
+    return data
+
+
+# --- the chart as a whole ------------------------------------------------------------------
+
+
+def test_helm_is_version_4(helm: Helm) -> None:
+    assert helm.run("version", "--short").stdout.startswith("v4."), "scripts/install-helm: helm 4"
+
+
+def test_versions_agree() -> None:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    chart = chart_yaml()
+    assert chart["apiVersion"] == "v2"
+    assert chart["appVersion"] == pyproject["project"]["version"] == __version__
+    assert dockerfile_args()["VERSION"] == chart["appVersion"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_lint_strict(helm: Helm, case: str) -> None:
+    result = helm.run("lint", "--strict", CHART, *case_args(case), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[WARNING]" not in result.stdout and "[ERROR]" not in result.stdout, result.stdout
+
+
+def _kube_versions() -> list[str]:
+    """The oldest Kubernetes the chart claims (Chart.yaml kubeVersion) and the newest whose
+    schemas kubernetes-validate bundles."""
+    oldest = re.fullmatch(r">=\s*(\d+\.\d+)\.\d+(-0)?", chart_yaml()["kubeVersion"])
+    assert oldest, "kubeVersion should read >=X.Y.Z-0"
+    bundled = {".".join(v.split(".")[:2]) for v in kubernetes_validate.utils.all_versions()}
+    assert oldest.group(1) in bundled, f"kubernetes-validate has no schemas for {oldest.group(1)}"
+    newest: str = kubernetes_validate.latest_version()
+    return [oldest.group(1), newest]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_renderings_pass_kubernetes_schemas(rendered: dict[str, list[Manifest]], case: str) -> None:
+    for version in _kube_versions():
+        for doc in rendered[case]:
+            if doc["kind"] in CRD_KINDS:
+                continue
+            try:
+                kubernetes_validate.validate(doc, version, strict=True)
+            except kubernetes_validate.ValidationError as error:
+                where = ".".join(map(str, error.path))
+                pytest.fail(f"{doc['kind']} {where}: {error.message} (Kubernetes {version})")
+
+
+def test_schema_validation_is_effective(rendered: dict[str, list[Manifest]]) -> None:
+    deployment = json.loads(json.dumps(one(rendered["default"], "Deployment")))
+    deployment["spec"]["template"]["spec"]["containers"][0]["securityContxt"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, _kube_versions()[-1], strict=True)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_common_labels_and_namespace(rendered: dict[str, list[Manifest]], case: str) -> None:
+    namespace = case_values(case).get("namespaceOverride") or NAMESPACE
+    for doc in rendered[case]:
+        labels = doc["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "zoom-qss-exporter", doc["kind"]
+        assert labels["app.kubernetes.io/instance"] == RELEASE, doc["kind"]
+        assert labels["app.kubernetes.io/managed-by"] == "Helm", doc["kind"]
+        assert doc["metadata"]["namespace"] == namespace, doc["kind"]
+
+
+def test_default_rendering_has_only_the_core_objects(rendered: dict[str, list[Manifest]]) -> None:
+    kinds = sorted(doc["kind"] for doc in rendered["default"])
+    assert kinds == ["Deployment", "Service", "ServiceAccount"]
+
+
+def test_all_optional_parts_render(rendered: dict[str, list[Manifest]]) -> None:
+    kinds = {doc["kind"] for doc in rendered["all-features"]}
+    expected = {"Deployment", "Service", "ServiceAccount", "Secret", "Ingress"}
+    expected |= {"PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor"}
+    assert expected <= kinds
+    if top_level_rule_groups():
+        assert "PrometheusRule" in kinds
+    if top_level_dashboards():
+        assert "ConfigMap" in kinds
+
+
+# --- the pod ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_pod_is_hardened(rendered: dict[str, list[Manifest]], case: str) -> None:
+    docs = rendered[case]
+    deployment = one(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    user, group = dockerfile_user()
+    assert pod["securityContext"]["runAsUser"] == user
+    assert pod["securityContext"]["runAsGroup"] == group
+    context = container(docs)["securityContext"]
+    assert context["runAsNonRoot"] is True
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["privileged"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    for account in of_kind(docs, "ServiceAccount"):
+        assert account["automountServiceAccountToken"] is False
+        assert pod["serviceAccountName"] == account["metadata"]["name"]
+    if case == "default":
+        assert "resources" not in container(docs), "resources are left for the user"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_probes_and_port(rendered: dict[str, list[Manifest]], case: str) -> None:
+    docs = rendered[case]
+    main = container(docs)
+    port = {p["name"]: p for p in main["ports"]}["http"]
+    expected_port = case_values(case).get("config", {}).get("web", {}).get("port", 9981)
+    assert port["containerPort"] == expected_port
+    assert main["livenessProbe"]["httpGet"] == {"path": "/-/healthy", "port": "http"}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": "http"}
+    assert env_of(docs)["ZOOM_QSS_WEB_LISTEN_ADDRESS"]["value"] == f":{expected_port}"
+
+
+def test_image_entrypoint_and_replicas(rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["default"]
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    main = container(docs)
+    assert "command" not in main, "the image's ENTRYPOINT runs zoom-qss-exporter"
+    assert main["args"] == dockerfile_exec_form("CMD") == ["serve"]
+    assert main["image"] == f"zoom-qss-exporter:{chart_yaml()['appVersion']}"
+    digest = container(rendered["all-features"])["image"]
+    assert digest.startswith("registry.example.com/zoom/zoom-qss-exporter@sha256:")
+
+
+def test_topology_spread_selects_the_pods(rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["all-features"]
+    pod = one(docs, "Deployment")["spec"]["template"]
+    (constraint,) = pod["spec"]["topologySpreadConstraints"]
+    assert constraint["topologyKey"] == "topology.kubernetes.io/zone"
+    selector = constraint["labelSelector"]["matchLabels"]
+    assert selector.items() <= pod["metadata"]["labels"].items()
+
+
+def test_pdb_and_network_policy_select_the_pods(rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["all-features"]
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    pdb = one(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert pdb["spec"]["maxUnavailable"] == 1
+    policy = one(docs, "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert len(rule["from"]) == 2
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+def serve_flags() -> dict[str, str]:
+    """Every flag of `zoom-qss-exporter serve`, with its environment variable."""
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser, {})
+    return {
+        option: env_name(option)
+        for action in parser._actions
+        if action.dest != "help"
+        for option in action.option_strings
+        if option.startswith("--") and not option.startswith("--no-")
+    }
+
+
+def resolved_env(docs: list[Manifest], secrets: dict[str, str]) -> dict[str, str]:
+    """The container's environment, with secretKeyRefs resolved from ``secrets``
+    ("<secret>/<key>" -> value) or from a Secret the chart rendered."""
+    data = {
+        f"{s['metadata']['name']}/{key}": base64.b64decode(value).decode()
+        for s in of_kind(docs, "Secret")
+        for key, value in s.get("data", {}).items()
+    }
+    data.update(secrets)
+    env: dict[str, str] = {}
+    for name, item in env_of(docs).items():
+        if "value" in item:
+            env[name] = item["value"]
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            env[name] = data[f"{ref['name']}/{ref['key']}"]
+    return env
+
+
+def test_every_serve_flag_is_reachable_from_values(rendered: dict[str, list[Manifest]]) -> None:
+    env = env_of(rendered["all-features"])
+    missing = {
+        flag: variable
+        for flag, variable in serve_flags().items()
+        if variable not in env and flag not in NOT_IN_VALUES
+    }
+    assert not missing, f"serve flags with no value in the chart (values.yaml config.*): {missing}"
+
+
+def test_chart_defaults_are_the_exporters_defaults(rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["default"]
+    env = resolved_env(docs, {f"{RELEASE}-zoom-qss-exporter/secret-token": "t"})
+    assert load_settings([], env) == load_settings([], {TOKEN_ENV: "t"})
+
+
+def test_all_features_settings_reach_the_exporter(rendered: dict[str, list[Manifest]]) -> None:
+    settings = load_settings([], resolved_env(rendered["all-features"], {}))
+    assert settings.secret_tokens == ("ci-token-one", "ci-token-two")
+    assert (settings.host, settings.port) == ("0.0.0.0", 9100)
+    assert (settings.telemetry_path, settings.webhook_path) == ("/internal/metrics", "/zoom/events")
+    assert settings.max_request_bytes == 2097152
+    assert settings.metrics_cache == 0.5
+    assert settings.replay_window == 120
+    assert (settings.ttl, settings.summary_ttl, settings.dedup_window) == (180, 7200, 7200)
+    assert (settings.max_series, settings.per_participant) == (250000, False)
+    assert settings.convert == ConvertOptions(user_name=UserNameMode.HASH, hash_salt="ci-salt")
+    assert settings.log_level == "debug"
+    assert container(rendered["all-features"])["args"][1:] == ["--web.max-request-bytes=2097152"]
+
+
+def test_demo_runs_without_token_or_verification(rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["demo"]
+    assert TOKEN_ENV not in env_of(docs)
+    assert not of_kind(docs, "Secret") and not of_kind(docs, "ServiceAccount")
+    settings = load_settings([], resolved_env(docs, {}))
+    assert settings.skip_signature_verification and not settings.per_participant
+
+
+# --- the secret token ------------------------------------------------------------------------
+
+
+def _secret_ref(docs: list[Manifest], variable: str) -> Manifest:
+    item = env_of(docs)[variable]
+    assert set(item) == {"name", "valueFrom"}, f"{variable} must come from a Secret only"
+    ref: Manifest = item["valueFrom"]["secretKeyRef"]
+    return ref
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_token_only_through_a_secret(
+    helm: Helm, rendered: dict[str, list[Manifest]], case: str
+) -> None:
+    docs = rendered[case]
+    values = case_values(case)
+    secrets = [v for v in (values.get("secretToken"), _salt(values)) if v]
+    leaks = {s for secret in secrets for s in _forms(secret)}
+    outside_secrets = yaml.safe_dump_all([d for d in docs if d["kind"] != "Secret"])
+    for secret in of_kind(docs, "Secret"):
+        outside_secrets += yaml.safe_dump(secret["metadata"])
+    notes = helm.notes(*case_args(case))
+    for leak in leaks:
+        assert leak not in outside_secrets, f"{leak!r} outside a Secret's data"
+        assert leak not in notes, f"{leak!r} in NOTES"
+    if TOKEN_ENV in env_of(docs):
+        ref = _secret_ref(docs, TOKEN_ENV)
+        if values.get("existingSecret"):
+            key = values.get("existingSecretKey", default_values()["existingSecretKey"])
+            assert ref == {"name": values["existingSecret"], "key": key}
+            assert not of_kind(docs, "Secret")
+        else:
+            assert ref == {"name": f"{RELEASE}-zoom-qss-exporter", "key": "secret-token"}
+    if _salt(values):
+        salt = _secret_ref(docs, "ZOOM_QSS_PRIVACY_HASH_SALT")
+        assert salt == {"name": f"{RELEASE}-zoom-qss-exporter", "key": "hash-salt"}
+
+
+def _salt(values: dict[str, Any]) -> str | None:
+    salt: str | None = values.get("config", {}).get("privacy", {}).get("hashSalt")
+    return salt
+
+
+def _forms(secret: str) -> set[str]:
+    """The secret, its parts when comma-separated, and their base64."""
+    parts = {secret, *secret.split(",")}
+    return parts | {base64.b64encode(p.encode()).decode() for p in parts}
+
+
+def test_created_secret_and_its_checksum(helm: Helm, rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["ingress-tls"]
+    secret = one(docs, "Secret")
+    assert secret["data"] == {"secret-token": base64.b64encode(b"ci-token").decode()}
+    annotations = one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    checksum = annotations["checksum/secret"]
+    assert re.fullmatch(r"[0-9a-f]{64}", checksum)
+    for form in _forms("ci-token"):
+        assert checksum != hashlib.sha256(form.encode()).hexdigest()
+    other = helm.template(*case_args("ingress-tls"), "--set", "secretToken=another-token")
+    changed = one(other, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert changed["checksum/secret"] != checksum, "a new token must restart the pod"
+
+
+def test_no_token_waits_for_a_secret_named_in_notes(
+    helm: Helm, rendered: dict[str, list[Manifest]]
+) -> None:
+    docs = rendered["default"]
+    assert not of_kind(docs, "Secret")
+    ref = _secret_ref(docs, TOKEN_ENV)
+    assert ref == {"name": f"{RELEASE}-zoom-qss-exporter", "key": "secret-token"}
+    notes = helm.notes()
+    assert f"create secret generic {ref['name']}" in notes
+    assert "--from-literal=secret-token=" in notes
+
+
+def test_existing_secret_carries_the_hash_salt(rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["existing-secret"]
+    assert _secret_ref(docs, TOKEN_ENV) == {"name": "zoom-qss-credentials", "key": "token"}
+    salt = _secret_ref(docs, "ZOOM_QSS_PRIVACY_HASH_SALT")
+    assert salt == {"name": "zoom-qss-credentials", "key": "salt"}
+    assert env_of(docs)["ZOOM_QSS_PRIVACY_USER_NAME"]["value"] == "hash"
+    annotations = one(docs, "Deployment")["spec"]["template"]["metadata"].get("annotations", {})
+    assert "checksum/secret" not in annotations
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"secretToken": "a", "existingSecret": "b"}, "either secretToken or existingSecret"),
+        ({"config": {"privacy": {"hashSalt": "s"}}}, "secretToken is empty"),
+        (
+            {"existingSecret": "b", "config": {"privacy": {"hashSalt": "s"}}},
+            "existingSecretHashSaltKey",
+        ),
+        ({"config": {"privacy": {"existingSecretHashSaltKey": "k"}}}, "needs existingSecret"),
+        (
+            {"podDisruptionBudget": {"enabled": True, "minAvailable": 1}},
+            "exactly one of minAvailable and maxUnavailable",
+        ),
+    ],
+)
+def test_impossible_combinations_fail_clearly(
+    helm: Helm, tmp_path: Path, values: dict[str, Any], message: str
+) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    result = helm.run("template", RELEASE, CHART, "--values", path, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+# --- values.schema.json ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "where"),
+    [
+        ({"config": {"store": {"ttl": "5 minutes"}}}, "/config/store/ttl"),
+        ({"config": {"store": {"maxSeries": 0}}}, "/config/store/maxSeries"),
+        ({"config": {"store": {"perParticipant": "no"}}}, "/config/store/perParticipant"),
+        ({"config": {"privacy": {"userName": "md5"}}}, "/config/privacy/userName"),
+        ({"config": {"web": {"webhookPath": "webhook"}}}, "/config/web/webhookPath"),
+        ({"config": {"web": {"port": 70000}}}, "/config/web/port"),
+        ({"config": {"log": {"level": "trace"}}}, "/config/log/level"),
+        ({"replicaCount": "one"}, "/replicaCount"),
+        ({"serviceMonitor": {"intervall": "30s"}}, "'intervall' not allowed"),
+        ({"serviceMonitor": {"interval": "30"}}, "/serviceMonitor/interval"),
+        ({"ingress": {"enabled": True}}, "/ingress/hosts"),
+        ({"ingress": {"hosts": ["https://zoom.example.com/webhook"]}}, "/ingress/hosts/0"),
+        ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
+        ({"secretTokn": "x"}, "'secretTokn' not allowed"),
+    ],
+)
+def test_schema_rejects_wrong_values(
+    helm: Helm, tmp_path: Path, values: dict[str, Any], where: str
+) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    result = helm.run("template", RELEASE, CHART, "--values", path, check=False)
+    assert result.returncode != 0
+    assert "don't meet the specifications of the schema" in result.stderr, result.stderr
+    assert where in result.stderr, result.stderr
+
+
+def test_schema_documents_every_value() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+
+    def walk(values: dict[str, Any], node: dict[str, Any], where: str) -> None:
+        for key, value in values.items():
+            assert key in node.get("properties", {}), f"{where}{key} is not in the schema"
+            child = node["properties"][key]
+            assert child.get("description"), f"{where}{key} has no description"
+            if isinstance(value, dict) and "properties" in child:
+                walk(value, child, f"{where}{key}.")
+            elif "default" in child:
+                assert child["default"] == value, f"{where}{key}: default differs from values"
+
+    walk(default_values(), schema, "")
+
+
+# --- Ingress, Service, ServiceMonitor ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["ingress-tls", "all-features", "kube-prometheus-stack"])
+def test_ingress_exposes_only_the_webhook_path(
+    helm: Helm, rendered: dict[str, list[Manifest]], case: str
+) -> None:
+    docs = rendered[case]
+    values = case_values(case)
+    webhook = values.get("config", {}).get("web", {}).get("webhookPath", "/webhook")
+    ingress = one(docs, "Ingress")
+    spec = ingress["spec"]
+    assert "defaultBackend" not in spec
+    assert spec["ingressClassName"] == values["ingress"]["className"]
+    assert spec["tls"] == values["ingress"]["tls"]
+    assert [rule["host"] for rule in spec["rules"]] == values["ingress"]["hosts"]
+    service = one(docs, "Service")
+    for rule in spec["rules"]:
+        (path,) = rule["http"]["paths"]
+        assert path["path"] == webhook and path["pathType"] == "Exact"
+        assert path["backend"]["service"] == {
+            "name": service["metadata"]["name"],
+            "port": {"name": "http"},
+        }
+    assert "http" in {port["name"] for port in service["spec"]["ports"]}
+    notes = helm.notes(*case_args(case))
+    for host in values["ingress"]["hosts"]:
+        assert f"https://{host}{webhook}" in notes
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_service_selects_the_pods(rendered: dict[str, list[Manifest]], case: str) -> None:
+    docs = rendered[case]
+    service = one(docs, "Service")
+    pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    (port,) = service["spec"]["ports"]
+    assert port == {"name": "http", "port": 9981, "targetPort": "http", "protocol": "TCP"}
+
+
+@pytest.mark.parametrize("case", ["all-features", "kube-prometheus-stack"])
+def test_service_monitor_is_what_kube_prometheus_stack_selects(
+    rendered: dict[str, list[Manifest]], case: str
+) -> None:
+    docs = rendered[case]
+    values = case_values(case)
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    service = one(docs, "Service")
+    spec = monitor["spec"]
+    assert spec["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert spec["namespaceSelector"] == {"matchNames": [service["metadata"]["namespace"]]}
+    (endpoint,) = spec["endpoints"]
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"]
+    telemetry = values.get("config", {}).get("web", {}).get("telemetryPath", "/metrics")
+    assert endpoint["path"] == telemetry
+    expected = {**default_values()["serviceMonitor"], **values["serviceMonitor"]}
+    assert endpoint["interval"] == expected["interval"]
+    assert endpoint["scrapeTimeout"] == expected["scrapeTimeout"]
+    assert endpoint.get("relabelings", []) == expected["relabelings"]
+    assert endpoint.get("metricRelabelings", []) == expected["metricRelabelings"]
+    assert spec.get("sampleLimit", 0) == expected["sampleLimit"]
+    assert set(spec) <= {"selector", "namespaceSelector", "endpoints", "sampleLimit", "jobLabel"}
+    assert set(endpoint) <= {
+        "port",
+        "path",
+        "scheme",
+        "interval",
+        "scrapeTimeout",
+        "honorLabels",
+        "tlsConfig",
+        "relabelings",
+        "metricRelabelings",
+    }
+
+
+# --- rules and dashboards: the repository's own files ----------------------------------------
+
+
+def rule_groups(rules: Path) -> list[Any]:
+    """The groups of every rules/*.yml (and *.yaml) file in name order, as the chart reads
+    them; promtool tests under rules/tests/ are not rule files."""
+    groups: list[Any] = []
+    for path in sorted(rules.glob("*.y*ml"), key=lambda p: p.name):
+        if path.suffix in {".yml", ".yaml"} and path.is_file():
+            groups += (yaml.safe_load(path.read_text()) or {}).get("groups") or []
+    return groups
+
+
+def dashboard_files(dashboards: Path) -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(dashboards.glob("*.json"))}
+
+
+def top_level_rule_groups() -> list[Any]:
+    return rule_groups(ROOT / "rules")
+
+
+def top_level_dashboards() -> dict[str, str]:
+    return dashboard_files(ROOT / "dashboards")
+
+
+def test_chart_reads_the_top_level_rules_and_dashboards() -> None:
+    for name in ("rules", "dashboards"):
+        link = CHART / name
+        assert link.is_symlink(), f"{link} should be a link to ../../{name}"
+        assert os.readlink(link) == f"../../{name}"
+        assert link.resolve() == (ROOT / name).resolve()
+        assert link.is_dir(), f"the top-level {name}/ is missing: helm cannot load the chart"
+
+
+@pytest.mark.parametrize("case", ["all-features", "kube-prometheus-stack"])
+def test_prometheus_rule_is_exactly_rules_dir(
+    rendered: dict[str, list[Manifest]], case: str
+) -> None:
+    docs = rendered[case]
+    groups = top_level_rule_groups()
+    rules = of_kind(docs, "PrometheusRule")
+    if not groups:
+        assert rules == []
+        return
+    (rule,) = rules
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert rule["spec"] == {"groups": groups}
+
+
+@pytest.mark.parametrize("case", ["all-features", "kube-prometheus-stack"])
+def test_dashboard_config_maps_are_exactly_dashboards_dir(
+    rendered: dict[str, list[Manifest]], case: str
+) -> None:
+    docs = rendered[case]
+    maps = of_kind(docs, "ConfigMap")
+    assert {k: v for m in maps for k, v in m["data"].items()} == top_level_dashboards()
+    for config_map in maps:
+        assert len(config_map["data"]) == 1
+        assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+        (content,) = config_map["data"].values()
+        json.loads(content)
+
+
+def test_readme_example_is_a_tested_values_file() -> None:
+    example = (CHART / "ci" / "kube-prometheus-stack-values.yaml").read_text()
+    indented = "".join(f"   {line}" if line.strip() else line for line in example.splitlines(True))
+    assert f"   ```yaml\n{indented}   ```\n" in (ROOT / "README.md").read_text()
+
+
+def test_nothing_monitoring_related_by_default(rendered: dict[str, list[Manifest]]) -> None:
+    kinds = {doc["kind"] for doc in rendered["default"]}
+    assert not kinds & {"ServiceMonitor", "PrometheusRule", "ConfigMap", "Ingress"}
+
+
+# --- the chart's generic reading of rules/ and dashboards/, on fixture files ------------------
+
+
+FIXTURE_RULES = {
+    "a-alerts.yml": """\
+groups:
+  - name: zoom.alerts
+    rules:
+      - alert: ZoomFixtureHighLoss
+        expr: zoom_qos_packet_loss_avg_ratio > 0.05
+        for: 5m
+        labels:
+          severity: warning
+          priority: "1"
+        annotations:
+          summary: Loss over 5%
+          description: >-
+            {{ $labels.participant_id }} loses {{ $value | humanizePercentage }}
+          runbook_url: https://example.com/runbooks/ZoomFixtureHighLoss
+""",
+    "b-records.yaml": """\
+groups:
+  - name: zoom.records
+    interval: 1m
+    rules:
+      - record: product:zoom_qos_samples:rate5m
+        expr: |
+          sum by (product) (
+            rate(zoom_qos_samples_total[5m])
+          )
+  - name: zoom.more
+    rules: []
+""",
+    "notes.txt": "not a rule file\n",
+}
+FIXTURE_DASHBOARDS = {
+    "Zoom Fleet.json": '{\n  "uid": "zoom-fleet",\n  "title": "Zoom / Fleet <&> ü"\n}\n',
+    "zoom_participant.json": '{"uid":"zoom-participant","title":"Zoom / Participant",'
+    '"panels":[{"targets":[{"expr":"sum(rate(x[5m])) > 0.5"}]}]}',
+}
+
+
+@pytest.fixture
+def fixture_chart(tmp_path: Path) -> Iterator[Path]:
+    """A copy of the chart beside its own rules/ and dashboards/ (the links follow)."""
+    chart = tmp_path / "helm" / "zoom-qss-exporter"
+    shutil.copytree(CHART, chart, symlinks=True)
+    rules, dashboards = tmp_path / "rules", tmp_path / "dashboards"
+    (rules / "tests").mkdir(parents=True)
+    dashboards.mkdir()
+    for name, text in FIXTURE_RULES.items():
+        (rules / name).write_text(text)
+    (rules / "tests" / "alerts_test.yml").write_text("rule_files: [../a-alerts.yml]\ngroups: []\n")
+    for name, text in FIXTURE_DASHBOARDS.items():
+        (dashboards / name).write_text(text, encoding="utf-8")
+    yield chart
+
+
+MONITORING = ["--set", "prometheusRule.enabled=true", "--set", "dashboards.enabled=true"]
+
+
+def test_fixture_rules_become_one_prometheus_rule(helm: Helm, fixture_chart: Path) -> None:
+    docs = helm.template(*MONITORING, chart=fixture_chart)
+    (rule,) = of_kind(docs, "PrometheusRule")
+    groups = rule_groups(fixture_chart.parent.parent / "rules")
+    assert [g["name"] for g in groups] == ["zoom.alerts", "zoom.records", "zoom.more"]
+    assert rule["spec"] == {"groups": groups}
+    description = groups[0]["rules"][0]["annotations"]["description"]
+    assert description == "{{ $labels.participant_id }} loses {{ $value | humanizePercentage }}"
+
+
+def test_fixture_dashboards_become_config_maps(helm: Helm, fixture_chart: Path) -> None:
+    docs = helm.template(
+        *MONITORING,
+        "--set",
+        "dashboards.label=my_dashboards",
+        "--set",
+        "dashboards.labelValue=yes",
+        "--set",
+        "dashboards.namespace=grafana",
+        chart=fixture_chart,
+    )
+    maps = {m["metadata"]["name"]: m for m in of_kind(docs, "ConfigMap")}
+    assert sorted(maps) == [
+        f"{RELEASE}-zoom-qss-exporter-dashboard-zoom-fleet",
+        f"{RELEASE}-zoom-qss-exporter-dashboard-zoom-participant",
+    ]
+    by_file = {k: v for m in maps.values() for k, v in m["data"].items()}
+    assert by_file == FIXTURE_DASHBOARDS
+    for config_map in maps.values():
+        assert config_map["metadata"]["labels"]["my_dashboards"] == "yes"
+        assert config_map["metadata"]["namespace"] == "grafana"
+
+
+def test_fixture_without_rule_files_renders_no_prometheus_rule(
+    helm: Helm, fixture_chart: Path
+) -> None:
+    for path in (fixture_chart.parent.parent / "rules").glob("*.y*ml"):
+        path.unlink()
+    assert not of_kind(helm.template(*MONITORING, chart=fixture_chart), "PrometheusRule")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("c-broken.yml", "groups: [\n", "rules/c-broken.yml is not valid YAML"),
+        (
+            "c-twice.yml",
+            "groups:\n  - name: zoom.alerts\n    rules: []\n",
+            'rule group "zoom.alerts" is in both rules/a-alerts.yml and rules/c-twice.yml',
+        ),
+    ],
+)
+def test_fixture_rule_mistakes_fail_the_rendering(
+    helm: Helm, fixture_chart: Path, name: str, text: str, message: str
+) -> None:
+    (fixture_chart.parent.parent / "rules" / name).write_text(text)
+    result = helm.run("template", RELEASE, fixture_chart, *MONITORING, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr
+
+
+def test_packaged_chart_holds_the_files_not_links(helm: Helm, fixture_chart: Path) -> None:
+    out = fixture_chart.parent / "out"
+    helm.run("package", fixture_chart, "--destination", out)
+    (package,) = out.glob("zoom-qss-exporter-*.tgz")
+    with tarfile.open(package) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    for name in (*FIXTURE_DASHBOARDS, "a-alerts.yml"):
+        folder = "dashboards" if name.endswith(".json") else "rules"
+        member = members[f"zoom-qss-exporter/{folder}/{name}"]
+        assert member.isfile()
+    assert not any("/rules/tests/" in name or "/ci/" in name for name in members)
+
+
+# --- the container image ---------------------------------------------------------------------
+
+
+def dockerfile_stages() -> list[list[tuple[str, str]]]:
+    """The Dockerfile's instructions, (INSTRUCTION, arguments), grouped by stage; the
+    instructions before the first FROM form stage 0."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    stages: list[list[tuple[str, str]]] = [[]]
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, rest = line.partition(" ")
+        if instruction.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((instruction.upper(), " ".join(rest.split())))
+    return stages
+
+
+def final_stage() -> list[tuple[str, str]]:
+    return dockerfile_stages()[-1]
+
+
+def dockerfile_args() -> dict[str, str]:
+    args: dict[str, str] = {}
+    for stage in dockerfile_stages():
+        for instruction, rest in stage:
+            if instruction == "ARG" and "=" in rest:
+                name, _, value = rest.partition("=")
+                args[name] = value.strip('"')
+    return args
+
+
+def dockerfile_exec_form(instruction: str) -> list[str]:
+    (value,) = [rest for name, rest in final_stage() if name == instruction]
+    parsed: list[str] = json.loads(value)
+    return parsed
+
+
+def dockerfile_user() -> tuple[int, int]:
+    (value,) = [rest for name, rest in final_stage() if name == "USER"]
+    user, _, group = value.partition(":")
+    return int(user), int(group)
+
+
+def test_dockerfile_matches_the_chart() -> None:
+    stages = dockerfile_stages()
+    assert len(stages) == 3, "an ARG preamble, a build stage and a final stage"
+    base = dockerfile_args()["PYTHON_IMAGE"]
+    assert re.fullmatch(r"python:3\.1[1-9]-slim", base)
+    build_from = stages[1][0][1]
+    assert build_from.endswith(" AS build")
+    assert stages[2][0] == ("FROM", "${PYTHON_IMAGE}")
+    assert dockerfile_exec_form("ENTRYPOINT") == ["zoom-qss-exporter"]
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "zoom-qss-exporter" in pyproject["project"]["scripts"]
+    assert dockerfile_exec_form("CMD") == ["serve"]
+    values = default_values()
+    (expose,) = [rest for name, rest in final_stage() if name == "EXPOSE"]
+    assert int(expose) == values["config"]["web"]["port"] == Settings().port
+    user, group = dockerfile_user()
+    assert user != 0
+    assert (user, group) == (
+        values["podSecurityContext"]["runAsUser"],
+        values["podSecurityContext"]["runAsGroup"],
+    )
+    assert (user, group) == (
+        values["securityContext"]["runAsUser"],
+        values["securityContext"]["runAsGroup"],
+    )
+    env = " ".join(rest for name, rest in final_stage() if name == "ENV")
+    assert "PYTHONDONTWRITEBYTECODE=1" in env
+    final = " ".join(f"{name} {rest}" for name, rest in final_stage())
+    assert "COPY" not in {name for name, _ in final_stage()}, "the final stage copies no sources"
+    assert "from=build,source=/wheels" in final and "--no-index" in final
+    assert "pip uninstall --yes setuptools wheel" in final
+    for label in ("title", "description", "version", "licenses", "revision", "created"):
+        assert f"org.opencontainers.image.{label}=" in final
+
+
+def _build_stage_context(tmp_path: Path) -> Path:
+    """The build stage's context: what its COPY instructions take, and nothing else."""
+    context = tmp_path / "context"
+    context.mkdir()
+    for name, rest in dockerfile_stages()[1]:
+        if name != "COPY":
+            continue
+        *sources, _ = rest.split()
+        for source in sources:
+            src = ROOT / source.rstrip("/")
+            if src.is_dir():
+                shutil.copytree(
+                    src,
+                    context / source.rstrip("/"),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"),
+                )
+            else:
+                shutil.copy2(src, context / source)
+    return context
+
+
+def test_wheel_from_the_build_stage_runs_as_the_chart_runs_it(
+    tmp_path: Path, rendered: dict[str, list[Manifest]]
+) -> None:
+    """What the image's two stages do, without Docker: `pip wheel` the build stage's context,
+    install only those wheels (no index) into a fresh virtualenv, then run the entrypoint with the
+    chart's arguments and environment and probe it where the chart's probes look."""
+    context = _build_stage_context(tmp_path)
+    wheels = tmp_path / "wheels"
+    pip_env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--wheel-dir", wheels, context],
+        check=True,
+        env=pip_env,
+        timeout=300,
+        capture_output=True,
+    )
+    assert any(wheels.glob(f"zoom_qss_exporter-{__version__}-py3-none-any.whl"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=120)
+    pip = [str(venv / "bin" / "pip"), "install", "-q", "--no-index", "--find-links", str(wheels)]
+    subprocess.run(
+        [*pip, "zoom-qss-exporter"],
+        check=True,
+        env=pip_env,
+        timeout=300,
+        capture_output=True,
+    )
+    # As the final stage does: no build backend left beside the exporter.
+    subprocess.run(
+        [venv / "bin" / "pip", "uninstall", "-q", "--yes", "setuptools", "wheel"],
+        check=True,
+        env=pip_env,
+        timeout=120,
+        capture_output=True,
+    )
+    entrypoint = venv / "bin" / dockerfile_exec_form("ENTRYPOINT")[0]
+    version = subprocess.run(
+        [entrypoint, "--version"], check=True, capture_output=True, text=True, timeout=60
+    )
+    assert version.stdout.strip() == f"zoom-qss-exporter {__version__}"
+
+    docs = rendered["default"]
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOOM_")}
+    env.update(resolved_env(docs, {f"{RELEASE}-zoom-qss-exporter/secret-token": "t"}))
+    env.update(PYTHONDONTWRITEBYTECODE="1", ZOOM_QSS_WEB_LISTEN_ADDRESS=f"127.0.0.1:{port}")
+    main = container(docs)
+    argv = [str(entrypoint), *main["args"]]
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    with serving("the installed wheel", argv, port, tmp_path / "serve.log", env=env, cwd=workdir):
+        base = f"http://127.0.0.1:{port}"
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert httpx.get(base + main[probe]["httpGet"]["path"]).status_code == 200
+        metrics = httpx.get(base + env["ZOOM_QSS_WEB_TELEMETRY_PATH"])
+        assert "zoom_qss_exporter_build_info" in metrics.text
+        unsigned = httpx.post(base + env["ZOOM_QSS_WEB_WEBHOOK_PATH"], json={"event": "x"})
+        assert unsigned.status_code == 401
