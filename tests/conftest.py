@@ -119,7 +119,8 @@ def live_factory() -> Iterator[LiveFactory]:
     running: list[tuple[uvicorn.Server, threading.Thread, httpx.Client]] = []
 
     def start(**overrides: Any) -> LiveExporter:
-        settings = replace(Settings(secret_tokens=(TOKEN,)), **overrides)
+        # no reuse of rendered bodies: tests scrape right after they post
+        settings = replace(Settings(secret_tokens=(TOKEN,), metrics_cache=0.0), **overrides)
         clock = FakeClock()
         exporter = Exporter(settings, clock=clock)
         server, thread, url = serve(create_app(exporter))

@@ -187,3 +187,21 @@ def test_deprecated_location_is_a_fallback() -> None:
     item["Location"] = "Berlin"
     info = run(event).info
     assert info is not None and info.values["location"] == "Berlin"
+
+
+def test_mos_estimate_for_audio_with_latency_jitter_and_loss() -> None:
+    full = {"latency": "134 ms", "jitter": "6 ms", "avg_loss": "0.0%"}
+    for qos_type in ("audio_input", "audio_output", "audio_device_from_crc"):
+        got = values(run(with_details(full, qos_type)))
+        assert got[("zoom_qos_mos_estimate", (qos_type,))] == pytest.approx(4.3254, abs=1e-4)
+    assert ("zoom_qos_mos_estimate", ("video_input",)) not in values(
+        run(with_details(full, "video_input"))
+    )
+    for missing in full:
+        partial = {k: v for k, v in full.items() if k != missing}
+        names = {s.family.name for s in run(with_details(partial)).samples}
+        assert "zoom_qos_mos_estimate" not in names, missing
+    no_value = {**full, "jitter": "-"}
+    assert "zoom_qos_mos_estimate" not in {
+        s.family.name for s in run(with_details(no_value)).samples
+    }

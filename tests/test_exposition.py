@@ -6,12 +6,21 @@ import copy
 import gzip
 import shutil
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+from prometheus_client.registry import Collector
 
 from conftest import LiveExporter, example
+from zoom_qss_exporter import families as f
+from zoom_qss_exporter.convert import Conversion, InfoUpdate, Sample
+from zoom_qss_exporter.exposition import render_store
 from zoom_qss_exporter.families import ALL_FAMILIES
+from zoom_qss_exporter.store import SeriesStore, StoreLimits
 
 FLEET_AND_HEALTH = (
     "zoom_qos_fleet_latency_seconds",
@@ -83,6 +92,11 @@ def everything(live: LiveExporter) -> None:
     per_minute = copy.deepcopy(example("meeting.participant_qos"))
     per_minute["payload"]["object"]["participant"]["qos"] = [
         {"date_time": "2021-07-13T21:44:51Z", "type": "video_input", "details": EVERY_DETAIL},
+        {  # audio: makes the estimated MOS
+            "date_time": "2021-07-13T21:44:51Z",
+            "type": "audio_input",
+            "details": {"latency": "40 ms", "jitter": "3 ms", "avg_loss": "0.5%"},
+        },
         {
             "date_time": "2021-07-13T21:44:51Z",
             "type": "notification",
@@ -152,3 +166,72 @@ def test_gzip_when_accepted(live: LiveExporter) -> None:
         raw = b"".join(response.iter_raw())
     assert response.headers["content-encoding"] == "gzip"
     assert b"zoom_qos_latency_seconds" in gzip.decompress(raw)
+
+
+class _Reference(Collector):
+    """The store's content through prometheus-client's own classes: the reference rendering."""
+
+    def __init__(self, store: SeriesStore) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        for packed in self.store.families():
+            family = packed.family
+            gauge = GaugeMetricFamily(family.name, family.help, labels=list(family.labels))
+            for labels, view in self.store.series(family):
+                gauge.add_metric(list(labels), view.value)
+            yield gauge
+
+
+def _filled_store() -> SeriesStore:
+    store = SeriesStore(StoreLimits())
+    odd = 'Zoë "Q" \\ O\'Brien\nnext ✓'
+    for n in range(30):
+        owner = ("meeting", f"m{n % 4}==", f"p{n}" if n % 7 else odd)
+        samples = [
+            Sample(f.LATENCY, (*owner, "audio_input"), n * 0.001, 100.0),
+            Sample(f.BITRATE, (*owner, "video_output"), 1e6 + n, 100.0),
+            Sample(f.RSSI, (*owner, "wifi_rssi"), -50.0 - n, 100.0, "avg"),
+            Sample(f.SAMPLE_TIMESTAMP, (*owner, "audio_input"), 1626212691.0 + n, 100.0),
+        ]
+        info = dict.fromkeys(f.INFO_LABELS[3:], "")
+        info.update(user_name=odd if n % 3 == 0 else f"user {n}", device="Mac")
+        store.apply(Conversion(owner, samples, InfoUpdate(owner, info, 100.0)), 0.0)
+    phone = ("call\\1", 'user"2', "caller", "sending")
+    store.apply(Conversion(None, [Sample(f.PHONE_MOS, phone, 4.4, 5.0)]), 0.0)
+    call = [Sample(f.CALL_MOS, phone, 3.0 + n, 5.0, stat) for n, stat in enumerate(("min", "max"))]
+    store.apply(Conversion(None, call), 0.0)  # stat sorts between role and user_id
+    # updates, departures and expiry move series around inside the packed arrays
+    for n in range(0, 30, 3):
+        owner = ("meeting", f"m{n % 4}==", f"p{n}" if n % 7 else odd)
+        store.apply(Conversion(owner, [Sample(f.LATENCY, (*owner, "audio_input"), 9.5, 200.0)]), 1)
+    store.apply(Conversion(departures=[("meeting", "m1==", "p5")]), 2.0)
+    store.apply(Conversion(departures=[("meeting", "m2==", "p2")]), 2.0)
+    return store
+
+
+def test_store_rendering_is_byte_for_byte_prometheus_client() -> None:
+    store = _filled_store()
+    registry = CollectorRegistry()
+    registry.register(_Reference(store))
+    assert render_store(store) == generate_latest(registry)
+
+
+def test_store_openmetrics_rendering_is_byte_for_byte_prometheus_client() -> None:
+    store = _filled_store()
+    registry = CollectorRegistry()
+    registry.register(_Reference(store))
+    reference = openmetrics_latest(registry)  # type: ignore[no-untyped-call]
+    assert render_store(store, openmetrics=True) + b"# EOF\n" == reference
+
+
+def test_rendered_store_passes_promtool() -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: run scripts/setup"
+    result = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=render_store(_filled_store()),
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and not result.stdout and not result.stderr, result

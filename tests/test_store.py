@@ -186,7 +186,7 @@ def test_older_data_event_only_fills_gaps() -> None:
         Conversion(owner, info=InfoUpdate(owner, {**blank, "device": "WIN", "camera": "C"}, 100.0)),
         1.0,
     )
-    (labels,) = store.families_dict()[f.PARTICIPANT_INFO]
+    ((labels, _),) = store.series(f.PARTICIPANT_INFO)
     values = dict(zip(f.INFO_LABELS, labels, strict=True))
     assert values["device"] == "Mac"
     assert values["camera"] == "C"
@@ -200,9 +200,43 @@ def test_store_counts_written_stale_and_dropped() -> None:
     assert (first.written, first.stale, first.dropped) == (1, 0, 0)
     late = store.apply(Conversion(owner, [Sample(f.LATENCY, labels, 0.9, 5.0)]), 1.0)
     assert (late.written, late.stale) == (0, 1)
-    full = store.apply(Conversion(owner, [Sample(f.JITTER, labels, 0.1, 10.0)]), 1.0)
+    other = ("meeting", "m", "q")
+    full = store.apply(Conversion(other, [Sample(f.JITTER, (*other, "audio_input"), 0.1, 9.0)]), 1)
     assert full.dropped == 1
     assert store.dropped_total == 1
     assert len(store) == 1
     assert store.expire(1000.0) == 1
     assert len(store) == 0
+
+
+def test_a_value_missing_from_the_newest_item_is_gone() -> None:
+    store = SeriesStore(StoreLimits())
+    owner = ("meeting", "m", "p")
+    labels = (*owner, "video_input")
+    store.apply(
+        Conversion(
+            owner, [Sample(f.LATENCY, labels, 0.1, 10.0), Sample(f.FRAME_RATE, labels, 25, 10.0)]
+        ),
+        0.0,
+    )
+    assert store.get(f.FRAME_RATE, labels) is not None
+    store.apply(Conversion(owner, [Sample(f.LATENCY, labels, 0.2, 70.0)]), 60.0)
+    assert store.get(f.FRAME_RATE, labels) is None  # not frozen at 25
+    latest = store.get(f.LATENCY, labels)
+    assert latest is not None and latest.value == 0.2 and latest.timestamp == 70.0
+    assert len(store) == 1
+
+
+def test_late_item_changes_nothing_even_for_series_it_alone_carries() -> None:
+    store = SeriesStore(StoreLimits())
+    owner = ("meeting", "m", "p")
+    labels = (*owner, "video_input")
+    store.apply(Conversion(owner, [Sample(f.LATENCY, labels, 0.1, 70.0)]), 0.0)
+    late = store.apply(
+        Conversion(
+            owner, [Sample(f.LATENCY, labels, 0.9, 10.0), Sample(f.JITTER, labels, 1, 10.0)]
+        ),
+        1.0,
+    )
+    assert (late.written, late.stale) == (0, 2)
+    assert store.get(f.JITTER, labels) is None

@@ -23,7 +23,7 @@ from starlette.routing import Route
 
 from . import __version__
 from .config import Settings
-from .exposition import StoreCollector, render
+from .exposition import MetricsEndpoint, StoreHealthCollector
 from .fleet import FleetMetrics, SampleLedger
 from .health import HealthMetrics
 from .pipeline import Pipeline, PipelineOptions
@@ -45,8 +45,10 @@ class Exporter:
             StoreLimits(settings.ttl, settings.summary_ttl, settings.max_series)
         )
         self.health = HealthMetrics(self.registry)
-        self.fleet = FleetMetrics(self.registry, SampleLedger(settings.dedup_window))
-        self.registry.register(StoreCollector(self.store))
+        self.fleet = FleetMetrics(SampleLedger(settings.dedup_window))
+        self.registry.register(self.fleet)
+        self.registry.register(StoreHealthCollector(self.store))
+        self.exposition = MetricsEndpoint(self.store, self.registry, settings.metrics_cache)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
@@ -73,10 +75,8 @@ class Exporter:
 
     async def metrics(self, request: Request) -> Response:
         self.expire()  # a scrape never shows a series past its TTL
-        body, headers = render(
-            self.registry,
-            request.headers.get("accept", ""),
-            request.headers.get("accept-encoding", ""),
+        body, headers = await self.exposition.body(
+            request.headers.get("accept", ""), request.headers.get("accept-encoding", "")
         )
         return Response(body, headers=headers)
 

@@ -38,6 +38,7 @@ class Settings:
     per_participant: bool = True
     dedup_window: float = 5400.0
     expiry_interval: float = 10.0
+    metrics_cache: float = 1.0
     convert: ConvertOptions = field(default_factory=ConvertOptions)
     log_level: str = "info"
 
@@ -144,6 +145,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
         "Largest webhook body accepted (larger: 413).",
     )
     flag(
+        "--web.metrics-cache",
+        parse_duration,
+        "1s",
+        "How long a rendered /metrics body may be served again (at most 1s is sensible: "
+        "enough for an HA pair of Prometheus servers scraping together).",
+    )
+    flag(
         "--zoom.secret-token-file",
         str,
         None,
@@ -222,6 +230,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         skip_signature_verification=skip,
         replay_window=getattr(args, "zoom.replay_window"),
         max_request_bytes=getattr(args, "web.max_request_bytes"),
+        metrics_cache=getattr(args, "web.metrics_cache"),
         ttl=getattr(args, "store.ttl"),
         summary_ttl=getattr(args, "store.summary_ttl"),
         max_series=getattr(args, "store.max_series"),

@@ -7,7 +7,7 @@ Nothing here holds state or knows the time: the same event always gives the same
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -23,8 +23,10 @@ from .events import (
     QosItem,
     SessionEvent,
 )
+from .mos import mos_estimate
 from .values import (
     InvalidValue,
+    ValueParser,
     parse_cpu_pressure,
     parse_dbm,
     parse_fps,
@@ -36,7 +38,8 @@ from .values import (
     parse_resolution,
 )
 
-Parser = Callable[[object], float | None]
+Parser = ValueParser
+new_sample = tuple.__new__  # a Sample without NamedTuple's Python-level __new__ (hot path)
 Owner = tuple[str, str, str]
 """Whose per-sample series these are: (product, meeting_id, participant_id) or
 ("phone", call_id, user_id)."""
@@ -81,9 +84,14 @@ class ConvertOptions:
 
 class Sample(NamedTuple):
     family: f.Family
-    labels: tuple[str, ...]
+    stream: tuple[str, ...]  # label values but ``stat``: shared by the samples of one item
     value: float
     timestamp: float  # Zoom's own time of the value, Unix seconds
+    stat: str = ""  # "min", "avg" or "max" for families with a ``stat`` label
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return (*self.stream, self.stat) if self.stat else self.stream
 
 
 class FleetSample(NamedTuple):
@@ -128,25 +136,25 @@ def convert(event: Event, options: ConvertOptions) -> Conversion:
 
 _STATS = ("min", "avg", "max")
 
-_MINUTE_FIELDS: dict[str, tuple[f.Family, Parser, str | None]] = {
-    "bitrate": (f.BITRATE, parse_kbps, None),
-    "latency": (f.LATENCY, parse_ms, None),
-    "jitter": (f.JITTER, parse_ms, None),
-    "avg_loss": (f.LOSS_AVG, parse_percent, None),
-    "max_loss": (f.LOSS_MAX, parse_percent, None),
-    "frame_rate": (f.FRAME_RATE, parse_fps, None),
-    "quality_score": (f.QUALITY_SCORE, parse_number, None),
-    "quality": (f.QUALITY_LEVEL, parse_quality, None),
-    "system_max_cpu_usage": (f.SYSTEM_CPU_MAX, parse_percent, None),
+_MINUTE_FIELDS: dict[str, tuple[f.Family, Parser, str]] = {
+    "bitrate": (f.BITRATE, parse_kbps, ""),
+    "latency": (f.LATENCY, parse_ms, ""),
+    "jitter": (f.JITTER, parse_ms, ""),
+    "avg_loss": (f.LOSS_AVG, parse_percent, ""),
+    "max_loss": (f.LOSS_MAX, parse_percent, ""),
+    "frame_rate": (f.FRAME_RATE, parse_fps, ""),
+    "quality_score": (f.QUALITY_SCORE, parse_number, ""),
+    "quality": (f.QUALITY_LEVEL, parse_quality, ""),
+    "system_max_cpu_usage": (f.SYSTEM_CPU_MAX, parse_percent, ""),
     **{f"{s}_rssi": (f.RSSI, parse_dbm, s) for s in _STATS},
     **{f"zoom_{s}_cpu_usage": (f.ZOOM_CPU, parse_percent, s) for s in _STATS},
     **{f"system_{s}_cpu_pressure_level": (f.CPU_PRESSURE, parse_cpu_pressure, s) for s in _STATS},
 }
 
-_SUMMARY_FIELDS: dict[str, tuple[f.Family, Parser, str | None]] = {
-    "system_max_cpu_usage": (f.P_SYSTEM_CPU_MAX, parse_percent, None),
-    "quality": (f.P_QUALITY_LEVEL, parse_quality, None),
-    "quality_score": (f.P_QUALITY_SCORE, parse_number, None),
+_SUMMARY_FIELDS: dict[str, tuple[f.Family, Parser, str]] = {
+    "system_max_cpu_usage": (f.P_SYSTEM_CPU_MAX, parse_percent, ""),
+    "quality": (f.P_QUALITY_LEVEL, parse_quality, ""),
+    "quality_score": (f.P_QUALITY_SCORE, parse_number, ""),
     **{f"{s}_bitrate": (f.P_BITRATE, parse_kbps, s) for s in _STATS},
     **{f"{s}_latency": (f.P_LATENCY, parse_ms, s) for s in _STATS},
     **{f"{s}_jitter": (f.P_JITTER, parse_ms, s) for s in _STATS},
@@ -198,15 +206,10 @@ def _minute_item(item: QosItem, owner: Owner, out: Conversion) -> None:
         out.skipped.append("invalid_date_time")
         return
     labels = (*owner, item.type)
-    values = dict(_read_fields(item.details, _MINUTE_FIELDS, _MINUTE_OTHER, labels, when, out))
-    out.samples.extend(values.values())
+    values = _read_fields(item.details, _MINUTE_FIELDS, _MINUTE_OTHER, labels, when, out)
     out.samples.extend(_resolution(item.details, f.WIDTH, f.HEIGHT, labels, when, out))
     out.samples.append(Sample(f.SAMPLE_TIMESTAMP, labels, when, when))
-
-    def value(name: str) -> float | None:
-        sample = values.get(name)
-        return sample.value if sample else None
-
+    out.samples.extend(_mos_estimate(item.type, values, labels, when))
     notification = None
     raw_note = item.details.get("network_notification")
     if isinstance(raw_note, str) and raw_note.strip():
@@ -219,35 +222,48 @@ def _minute_item(item: QosItem, owner: Owner, out: Conversion) -> None:
             timestamp=when,
             product=owner[0],
             qos_type=item.type,
-            latency=value("latency"),
-            jitter=value("jitter"),
-            loss=value("avg_loss"),
+            latency=values.get("latency"),
+            jitter=values.get("jitter"),
+            loss=values.get("avg_loss"),
             notification=notification,
         )
     )
+
+
+# Audio QoS types: Zoom's latency, jitter and loss of these make an estimated MOS.
+_MOS_TYPES = frozenset(
+    {"audio_input", "audio_output", *(t for t in QOS_TYPES if t.startswith("audio_device_"))}
+)
+
+
+def _mos_estimate(
+    qos_type: str, values: dict[str, float], labels: tuple[str, ...], when: float
+) -> Iterator[Sample]:
+    """Only from all three figures: a missing one is unknown, not perfect."""
+    if qos_type in _MOS_TYPES and {"latency", "jitter", "avg_loss"} <= values.keys():
+        mos = mos_estimate(values["latency"], values["jitter"], values["avg_loss"])
+        yield Sample(f.MOS_ESTIMATE, labels, mos, when)
 
 
 def _summary_item(item: QosItem, owner: Owner, when: float, out: Conversion) -> None:
     if not _known_type(item, out):
         return
     labels = (*owner, item.type)
-    out.samples.extend(
-        sample
-        for _, sample in _read_fields(
-            item.details, _SUMMARY_FIELDS, _SUMMARY_OTHER, labels, when, out
-        )
-    )
+    _read_fields(item.details, _SUMMARY_FIELDS, _SUMMARY_OTHER, labels, when, out)
     out.samples.extend(_resolution(item.details, f.P_WIDTH, f.P_HEIGHT, labels, when, out))
 
 
 def _read_fields(
     details: dict[str, object],
-    table: dict[str, tuple[f.Family, Parser, str | None]],
+    table: dict[str, tuple[f.Family, Parser, str]],
     other: frozenset[str],
     labels: tuple[str, ...],
     when: float,
     out: Conversion,
-) -> Iterator[tuple[str, Sample]]:
+) -> dict[str, float]:
+    """Append a sample for every readable field; return the values read, by field name."""
+    values: dict[str, float] = {}
+    samples, skipped = out.samples, out.skipped
     rssi_unit = details.get("rssi_unit")
     rssi_ok = rssi_unit in (None, "") or (
         isinstance(rssi_unit, str) and rssi_unit.strip().lower() == "dbm"
@@ -256,19 +272,24 @@ def _read_fields(
         spec = table.get(name)
         if spec is None:
             if name not in other:
-                out.skipped.append("unknown_field")
+                skipped.append("unknown_field")
             continue
-        if name in _RSSI_FIELDS and not rssi_ok:
-            out.skipped.append("unsupported_rssi_unit")
+        if not rssi_ok and name in _RSSI_FIELDS:
+            skipped.append("unsupported_rssi_unit")
             continue
         family, parser, stat = spec
         try:
-            value = parser(raw)
-        except InvalidValue:
-            out.skipped.append("invalid_value")
-            continue
+            value = parser.cache[raw]  # type: ignore[index]
+        except (KeyError, TypeError):  # not read before, or not a string
+            try:
+                value = parser(raw)
+            except InvalidValue:
+                skipped.append("invalid_value")
+                continue
         if value is not None:
-            yield name, Sample(family, labels if stat is None else (*labels, stat), value, when)
+            values[name] = value
+            samples.append(new_sample(Sample, (family, labels, value, when, stat)))
+    return values
 
 
 def _resolution(
@@ -326,8 +347,23 @@ def _user_name(name: str, options: ConvertOptions) -> str:
     return name
 
 
+_TIMES: dict[str, float | None] = {}
+
+
 def parse_time(text: str) -> float | None:
-    """Zoom's ISO 8601 ``date_time`` ("2021-07-13T21:44:51Z") to Unix seconds."""
+    """Zoom's ISO 8601 ``date_time`` ("2021-07-13T21:44:51Z") to Unix seconds.
+
+    The items of one event, and the events of one minute, share their ``date_time``."""
+    try:
+        return _TIMES[text]
+    except KeyError:
+        if len(_TIMES) >= 4096:
+            _TIMES.clear()
+        when = _TIMES[text] = _read_time(text)
+        return when
+
+
+def _read_time(text: str) -> float | None:
     if not text:
         return None
     try:
@@ -431,5 +467,5 @@ def _call_qos_summary(event: CallQosSummaryEvent) -> Conversion:
                 for stat, value in zip(
                     _STATS, (min(values), sum(values) / len(values), max(values)), strict=True
                 ):
-                    out.samples.append(Sample(family, (*labels, stat), value, when))
+                    out.samples.append(Sample(family, labels, value, when, stat))
     return out

@@ -1,20 +1,32 @@
-"""Exposition: the store's custom collector and the rendering of ``/metrics``."""
+"""Exposition of ``/metrics``: the store's pre-rendered lines, plus a small registry.
+
+The store keeps each series' line rendered, so its part of a scrape is one ``join`` per family,
+done in a worker thread together with gzip so that webhooks keep flowing on the event loop.
+A rendered body is reused for up to ``max_age`` seconds (an HA pair of Prometheus servers
+scraping together costs one render), and concurrent scrapes share one render.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from prometheus_client import openmetrics as _openmetrics
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .store import SeriesStore
+from .families import Family
+from .store import SeriesStore, counts
+
+OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 
-class StoreCollector(Collector):
-    """Yields every family of the store from its current state, plus the store's health."""
+class StoreHealthCollector(Collector):
+    """The store's own health: live series per family, expiry, drops, the cap."""
 
     def __init__(self, store: SeriesStore) -> None:
         self.store = store
@@ -23,12 +35,8 @@ class StoreCollector(Collector):
         live = GaugeMetricFamily(
             "zoom_qss_exporter_series", "Live series in the store, by family.", labels=["family"]
         )
-        for family, series in self.store.families():
-            gauge = GaugeMetricFamily(family.name, family.help, labels=list(family.labels))
-            for labels, entry in series.items():
-                gauge.add_metric(labels, entry.value)
-            live.add_metric([family.name], len(series))
-            yield gauge
+        for name, count in counts(self.store).items():
+            live.add_metric([name], count)
         yield live
         yield CounterMetricFamily(
             "zoom_qss_exporter_series_expired",
@@ -47,14 +55,80 @@ class StoreCollector(Collector):
         )
 
 
-def render(
-    registry: CollectorRegistry, accept: str, accept_encoding: str
-) -> tuple[bytes, dict[str, str]]:
-    """Body and headers for a scrape: OpenMetrics when asked for, gzip when accepted."""
-    encoder, content_type = choose_encoder(accept)
-    body = encoder(registry)
-    headers = {"content-type": content_type}
-    if "gzip" in accept_encoding:
-        body = gzip.compress(body, compresslevel=1)
-        headers["content-encoding"] = "gzip"
-    return body, headers
+def _header(family: Family, openmetrics: bool) -> bytes:
+    help_text = family.help.replace("\\", r"\\").replace("\n", r"\n")
+    if openmetrics:
+        help_text = help_text.replace('"', r"\"")
+    return f"# HELP {family.name} {help_text}\n# TYPE {family.name} gauge\n".encode()
+
+
+def render_store(store: SeriesStore, openmetrics: bool = False, tail: bytes = b"") -> bytes:
+    """The store's families in the text (or OpenMetrics) format, byte for byte as
+    prometheus-client would write them, followed by ``tail``. Safe in a worker thread: each
+    family's lines are joined in one call, which the event loop cannot interleave with a
+    write."""
+    parts: list[bytes] = []
+    for packed in store.families():
+        name = packed.family.name.encode()
+        parts.append(_header(packed.family, openmetrics))
+        for lines in packed.lines:
+            block = (b"\n" + name).join(lines.values())
+            if block:
+                parts += (name, block, b"\n")
+    parts.append(tail)
+    return b"".join(parts)
+
+
+def wants_openmetrics(accept: str) -> bool:
+    return any(
+        part.split(";")[0].strip() == "application/openmetrics-text" for part in accept.split(",")
+    )
+
+
+class MetricsEndpoint:
+    """Renders and caches the scrape body."""
+
+    def __init__(
+        self,
+        store: SeriesStore,
+        registry: CollectorRegistry,
+        max_age: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.max_age = max_age
+        self.clock = clock
+        self._cache: dict[tuple[bool, bool], tuple[float, bytes]] = {}
+        self._locks: dict[tuple[bool, bool], asyncio.Lock] = {}
+
+    async def body(self, accept: str, accept_encoding: str) -> tuple[bytes, dict[str, str]]:
+        openmetrics = wants_openmetrics(accept)
+        compress = "gzip" in accept_encoding
+        headers = {"content-type": OPENMETRICS_TYPE if openmetrics else CONTENT_TYPE_LATEST}
+        if compress:
+            headers["content-encoding"] = "gzip"
+        key = (openmetrics, compress)
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:  # a scrape arriving mid-render waits for it instead of rendering again
+            cached = self._cache.get(key)
+            if cached is not None and self.clock() - cached[0] < self.max_age:
+                return cached[1], headers
+            body = await self._render(openmetrics, compress)
+            self._cache[key] = (self.clock(), body)
+        return body, headers
+
+    async def _render(self, openmetrics: bool, compress: bool) -> bytes:
+        # the registry is small and its collectors are not thread-safe: render it here
+        rest = (_openmetrics.exposition.generate_latest if openmetrics else generate_latest)(
+            self.registry
+        )
+
+        def finish() -> bytes:
+            body = render_store(self.store, openmetrics, rest)
+            return gzip.compress(body, compresslevel=1) if compress else body
+
+        return await asyncio.to_thread(finish)
+
+    def invalidate(self) -> None:
+        self._cache.clear()

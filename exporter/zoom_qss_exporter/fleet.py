@@ -4,15 +4,19 @@ They carry no meeting or participant label, so they stay cheap at any scale and 
 when per-participant series are switched off. Each sample is counted once: a
 :class:`SampleLedger` remembers the newest ``date_time`` counted per sample stream, so a
 redelivered event (Zoom retries up to ~85 minutes later) is not counted again.
+
+Observed on every sample of every event, so they are :mod:`plain_metrics`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
-from .convert import QOS_TYPES, FleetSample
+from .convert import FleetSample
+from .plain_metrics import Counter, Histogram
 
 DELAY_BUCKETS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 1.0)
 LOSS_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5)
@@ -20,71 +24,75 @@ MOS_BUCKETS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
 
 
 class SampleLedger:
-    """Newest counted ``date_time`` per sample stream, forgotten after ``window`` seconds."""
+    """Newest counted ``date_time`` per sample stream, kept at least ``window`` seconds after
+    the stream was last seen (Zoom's last retry comes about 85 minutes after the first).
+
+    Two generations instead of a last-seen time per stream: every ``window`` seconds the
+    current dict becomes the previous one and the previous one is dropped."""
 
     def __init__(self, window: float) -> None:
         self.window = window
-        self._newest: dict[tuple[str, ...], tuple[float, float]] = {}  # -> (date_time, seen at)
+        self._current: dict[tuple[str, ...], float] = {}
+        self._previous: dict[tuple[str, ...], float] = {}
+        self._rotated: float | None = None
 
     def __len__(self) -> int:
-        return len(self._newest)
+        return len(self._current.keys() | self._previous.keys())
 
     def first_sighting(self, stream: tuple[str, ...], timestamp: float, now: float) -> bool:
-        known = self._newest.get(stream)
-        if known is not None and timestamp <= known[0]:
+        known = self._current.get(stream)
+        if known is None:
+            known = self._previous.get(stream)
+        if known is not None and timestamp <= known:
             return False
-        self._newest[stream] = (timestamp, now)
+        self._current[stream] = timestamp
         return True
 
     def expire(self, now: float) -> None:
-        cutoff = now - self.window
-        for stream in [s for s, (_, seen) in self._newest.items() if seen < cutoff]:
-            del self._newest[stream]
+        if self._rotated is None:
+            self._rotated = now
+        elif now - self._rotated >= self.window:
+            self._previous, self._current = self._current, {}
+            self._rotated = now
 
 
-class FleetMetrics:
-    def __init__(self, registry: CollectorRegistry, ledger: SampleLedger) -> None:
+class FleetMetrics(Collector):
+    def __init__(self, ledger: SampleLedger) -> None:
         self.ledger = ledger
         labels = ("product", "qos_type")
         self.latency = Histogram(
             "zoom_qos_fleet_latency_seconds",
             "Latency of every per-minute QoS sample, all participants.",
             labels,
-            buckets=DELAY_BUCKETS,
-            registry=registry,
+            DELAY_BUCKETS,
         )
         self.jitter = Histogram(
             "zoom_qos_fleet_jitter_seconds",
             "Jitter of every per-minute QoS sample, all participants.",
             labels,
-            buckets=DELAY_BUCKETS,
-            registry=registry,
+            DELAY_BUCKETS,
         )
         self.loss = Histogram(
             "zoom_qos_fleet_packet_loss_ratio",
             "Average packet loss (0-1) of every per-minute QoS sample, all participants.",
             labels,
-            buckets=LOSS_BUCKETS,
-            registry=registry,
+            LOSS_BUCKETS,
         )
         self.mos = Histogram(
             "zoom_phone_fleet_mos",
             "MOS of every phone.call_qos sample, all calls.",
             ("direction",),
-            buckets=MOS_BUCKETS,
-            registry=registry,
+            MOS_BUCKETS,
         )
         self.samples = Counter(
             "zoom_qos_samples",
             'QoS samples received (each counted once; phone samples as product="phone").',
             labels,
-            registry=registry,
         )
         self.notifications = Counter(
             "zoom_network_notifications",
             "Network instability notifications raised by Zoom clients.",
             ("product", "notification"),
-            registry=registry,
         )
 
     def observe(self, samples: Iterable[FleetSample], now: float) -> tuple[int, int]:
@@ -95,19 +103,24 @@ class FleetMetrics:
                 repeated += 1
                 continue
             counted += 1
-            self.samples.labels(sample.product, sample.qos_type).inc()
+            key = (sample.product, sample.qos_type)
+            self.samples.inc(key)
             if sample.product == "phone":
                 if sample.mos is not None:
-                    self.mos.labels(sample.qos_type).observe(sample.mos)
-                continue
-            if sample.qos_type not in QOS_TYPES:
+                    self.mos.observe((sample.qos_type,), sample.mos)
                 continue
             if sample.latency is not None:
-                self.latency.labels(sample.product, sample.qos_type).observe(sample.latency)
+                self.latency.observe(key, sample.latency)
             if sample.jitter is not None:
-                self.jitter.labels(sample.product, sample.qos_type).observe(sample.jitter)
+                self.jitter.observe(key, sample.jitter)
             if sample.loss is not None:
-                self.loss.labels(sample.product, sample.qos_type).observe(sample.loss)
+                self.loss.observe(key, sample.loss)
             if sample.notification is not None:
-                self.notifications.labels(sample.product, sample.notification).inc()
+                self.notifications.inc((sample.product, sample.notification))
         return counted, repeated
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in (self.latency, self.jitter, self.loss, self.mos):
+            yield metric.collect()
+        yield self.samples.collect()
+        yield self.notifications.collect()

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import platform
 from collections import Counter as Tally
+from collections.abc import Iterator
 from enum import Enum
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from . import __version__
 from .events import EVENT_MODELS
+from .plain_metrics import Counter, Histogram
 
 URL_VALIDATION = "endpoint.url_validation"
 OTHER_EVENT = "other"  # an authentic event whose name we do not know
@@ -49,31 +53,26 @@ def event_label(name: object) -> str:
     return OTHER_EVENT
 
 
-class HealthMetrics:
+class HealthMetrics(Collector):
     def __init__(self, registry: CollectorRegistry) -> None:
         prefix = "zoom_qss_exporter_"
         self.events = Counter(
-            prefix + "events",
-            "Webhook deliveries by event and outcome.",
-            ("event", "outcome"),
-            registry=registry,
+            prefix + "events", "Webhook deliveries by event and outcome.", ("event", "outcome")
         )
         self.items_skipped = Counter(
             prefix + "items_skipped",
             "QoS items or fields ignored (unknown type or field, unreadable value, ...).",
             ("reason",),
-            registry=registry,
-        )
-        self.last_event = Gauge(
-            prefix + "last_event_timestamp_seconds",
-            "When the last authentic event was accepted (Unix seconds).",
-            registry=registry,
         )
         self.processing = Histogram(
             prefix + "event_processing_seconds",
             "Time to handle one webhook delivery, from first byte read to answer.",
             ("event",),
-            buckets=_PROCESSING_BUCKETS,
+            _PROCESSING_BUCKETS,
+        )
+        self.last_event = Gauge(
+            prefix + "last_event_timestamp_seconds",
+            "When the last authentic event was accepted (Unix seconds).",
             registry=registry,
         )
         build = Gauge(
@@ -84,12 +83,18 @@ class HealthMetrics:
         )
         build.labels(__version__, platform.python_version()).set(1)
         for event in EVENT_MODELS:  # the series alerts and dashboards expect exist from the start
-            self.events.labels(event, Outcome.ACCEPTED.value)
-        self.events.labels(UNVERIFIED, Outcome.INVALID_SIGNATURE.value)
+            self.events.inc((event, Outcome.ACCEPTED.value), 0)
+        self.events.inc((UNVERIFIED, Outcome.INVALID_SIGNATURE.value), 0)
+        registry.register(self)
 
     def count_event(self, event: str, outcome: Outcome) -> None:
-        self.events.labels(event, outcome.value).inc()
+        self.events.inc((event, outcome.value))
 
     def count_skipped(self, reasons: list[str]) -> None:
         for reason, n in Tally(reasons).items():
-            self.items_skipped.labels(reason).inc(n)
+            self.items_skipped.inc((reason,), n)
+
+    def collect(self) -> Iterator[Metric]:
+        yield self.events.collect()
+        yield self.items_skipped.collect()
+        yield self.processing.collect()

@@ -1,37 +1,60 @@
 """The series store: the exporter's only per-participant state.
 
-Keyed by (family, label values); each series keeps its value, Zoom's time of that value and
-the wall time of its last update. Late or repeated samples never overwrite newer ones,
-departures end a participant's per-sample series (and are remembered so that a retried
-event cannot bring them back), series expire after a TTL, and a hard cap bounds the heap.
+Series are grouped in *streams*: the labels sibling series share (a participant's QoS type, or
+a call party's direction). Zoom sends one QoS item per stream per minute (or per few seconds
+for phone), so ordering, freshness and lifetime are kept per stream: a stream's series show
+its newest item, an item not newer than the newest one is stale and changes nothing, a value
+missing from the newest item is gone (not frozen at its last value), and a stream expires
+after a TTL without items. Departures end a participant's per-sample streams and are
+remembered, so that a retried event cannot bring them back; a hard cap bounds the heap.
+
+Layout, for a few hundred thousand series: every series is one pre-rendered exposition line
+(``{labels} value``, updated on write) in its family's dict, keyed by a small integer made
+from its stream id and ``stat``; a scrape is one ``join`` per family. Per-stream state lives
+in flat arrays indexed by stream id.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .convert import Conversion, InfoUpdate, Owner
 from .families import ALL_FAMILIES, INFO_LABELS, PARTICIPANT_INFO, Family, Lifetime
+from .textformat import format_value, insert_label, label_text
 
 Labels = tuple[str, ...]
 _INFO_KEYS = INFO_LABELS[3:]
+_STAT_INDEX = {"": 0, "min": 1, "avg": 2, "max": 3}
+_STATS = ("", "min", "avg", "max")
+SAMPLE, SUMMARY = 0, 1  # per-stream state is kept apart for the two lifetimes
 
 
-class Series:
-    __slots__ = ("timestamp", "updated", "value")
-
-    def __init__(self, value: float, timestamp: float, updated: float) -> None:
-        self.value = value
-        self.timestamp = timestamp  # Zoom's time of the value
-        self.updated = updated  # our clock at the last write, for the TTL
+class SeriesView(NamedTuple):
+    value: float
+    timestamp: float  # Zoom's time of the stream's newest item
+    updated: float  # our clock when it arrived, for the TTL
 
 
-@dataclass(slots=True)
-class _Info:
-    values: dict[str, str]
-    timestamp: float
-    labels: Labels
+class FamilySeries:
+    """One family's live series: ``lines[stat][stream id]`` is ``b'{labels} value'`` (no
+    name, no newline); ``stat`` is 0 where the family has no ``stat`` label, else 1-3 for
+    min, avg, max. Keying by the stream id lets every family share one int object per
+    stream."""
+
+    __slots__ = ("bit", "family", "kind", "lines", "streams")
+
+    def __init__(self, family: Family, bit: int, streams: dict[Labels, int]) -> None:
+        self.family = family
+        self.bit = bit  # this family's first bit in a stream's mask of live series
+        self.kind = SAMPLE if family.lifetime is Lifetime.SAMPLE else SUMMARY
+        self.streams = streams  # stream ids of every family with the same stream labels
+        self.lines: tuple[dict[int, bytes], ...] = ({}, {}, {}, {})
+
+    def __len__(self) -> int:
+        return sum(len(lines) for lines in self.lines)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,17 +67,31 @@ class StoreLimits:
 @dataclass(slots=True)
 class WriteResult:
     written: int = 0  # samples that created or updated a series
-    stale: int = 0  # samples older than (or as old as) the stored value, or of a departed owner
+    stale: int = 0  # samples of an item not newer than its stream's newest, or of a leaver
     dropped: int = 0  # new series refused because the store is full
 
 
 class SeriesStore:
     def __init__(self, limits: StoreLimits) -> None:
         self.limits = limits
-        self._series: dict[Family, dict[Labels, Series]] = {fam: {} for fam in ALL_FAMILIES}
-        self._owned: dict[Owner, set[tuple[Family, Labels]]] = {}
+        tables: dict[Labels, dict[Labels, int]] = {}
+        self._families = {
+            family: FamilySeries(family, 4 * n, tables.setdefault(_stream_names(family), {}))
+            for n, family in enumerate(ALL_FAMILIES)
+        }
+        self._by_bit = list(self._families.values())
+        # per stream id
+        self._labels: list[Labels | None] = []
+        self._text: list[bytes] = []  # its labels, rendered
+        self._table: list[dict[Labels, int]] = []
+        self._owner: list[Owner | None] = []
+        self._masks: tuple[list[int], list[int]] = ([], [])  # bit per live series, per kind
+        self._stamps: tuple[array[float], array[float]] = (array("d"), array("d"))
+        self._updated: tuple[array[float], array[float]] = (array("d"), array("d"))
+        self._free: list[int] = []
+        self._owned: dict[Owner, set[int]] = {}  # owner -> its streams with per-sample series
         self._departed: dict[Owner, float] = {}  # owner -> when the tombstone may go
-        self._info: dict[Owner, _Info] = {}
+        self._info: dict[Owner, tuple[float, Labels]] = {}  # owner -> (time, info values)
         self._live = 0
         self.expired_total = 0
         self.dropped_total = 0
@@ -64,14 +101,29 @@ class SeriesStore:
     def __len__(self) -> int:
         return self._live
 
-    def families(self) -> Iterator[tuple[Family, Mapping[Labels, Series]]]:
-        yield from self._series.items()
+    def families(self) -> Iterator[FamilySeries]:
+        yield from self._families.values()
 
-    def families_dict(self) -> Mapping[Family, Mapping[Labels, Series]]:
-        return self._series
+    def series(self, family: Family) -> Iterator[tuple[Labels, SeriesView]]:
+        """Every series of ``family`` with its label values (the slow, general view)."""
+        packed = self._families[family]
+        items = [(sid, stat, line) for stat in range(4) for sid, line in packed.lines[stat].items()]
+        for sid, stat, line in items:
+            stream = self._labels[sid]
+            assert stream is not None
+            if family is PARTICIPANT_INFO:
+                labels = (*stream, *self._info[(stream[0], stream[1], stream[2])][1])
+            else:
+                labels = (*stream, _STATS[stat]) if stat else stream
+            value = float(line[line.rindex(b" ") + 1 :])
+            kind = packed.kind
+            yield labels, SeriesView(value, self._stamps[kind][sid], self._updated[kind][sid])
 
-    def get(self, family: Family, labels: Labels) -> Series | None:
-        return self._series[family].get(labels)
+    def get(self, family: Family, labels: Labels) -> SeriesView | None:
+        for found, view in self.series(family):
+            if found == labels:
+                return view
+        return None
 
     def has_departed(self, owner: Owner, now: float) -> bool:
         return self._departed.get(owner, now) > now
@@ -79,110 +131,209 @@ class SeriesStore:
     # --- writing ----------------------------------------------------------------------------
 
     def apply(self, conversion: Conversion, now: float) -> WriteResult:
+        """Write a conversion's samples and metadata; the hot path of every event.
+
+        Consecutive samples of one stream and lifetime are one item: one freshness check,
+        and afterwards the stream's series that the item did not carry are removed."""
         result = WriteResult()
         for leaver in conversion.departures:
             self._depart(leaver, now)
         owner = conversion.owner
         departed = owner is not None and self._departed.get(owner, now) > now
-        for sample in conversion.samples:
-            family = sample.family
-            sample_series = family.lifetime is Lifetime.SAMPLE
-            if sample_series and departed:
-                result.stale += 1
+        families = self._families
+        stream: Labels | None = None
+        table: dict[Labels, int] | None = None
+        kind = sid = -1
+        stale_item = False
+        carried = 0  # mask bits of the series the current item carried
+        written = stale = 0
+        for family, labels, value, timestamp, stat in conversion.samples:
+            packed = families[family]
+            if labels is not stream or packed.kind != kind or packed.streams is not table:
+                if sid >= 0 and not stale_item:
+                    self._close_item(sid, kind, carried)
+                stream, table, kind, carried = labels, packed.streams, packed.kind, 0
+                sid = table.get(labels, -1)
+                stale_item = departed and kind == SAMPLE
+                if sid >= 0 and not stale_item:
+                    stale_item = timestamp <= self._stamps[kind][sid]
+                    if not stale_item:
+                        self._stamps[kind][sid] = timestamp
+                        self._updated[kind][sid] = now
+            if stale_item:
+                stale += 1
                 continue
-            series = self._series[family]
-            current = series.get(sample.labels)
-            if current is not None:
-                if sample.timestamp <= current.timestamp:
-                    result.stale += 1
-                    continue
-                current.value, current.timestamp, current.updated = (
-                    sample.value,
-                    sample.timestamp,
-                    now,
-                )
-            elif not self._insert(family, sample.labels, sample.value, sample.timestamp, now):
+            index = _STAT_INDEX[stat] if stat else 0
+            lines = packed.lines[index]
+            line = lines.get(sid) if sid >= 0 else None
+            if line is not None:  # an update: the common case
+                text = format_value(value)
+                if not line.endswith(text) or line[-len(text) - 1] != 32:  # b" "
+                    lines[sid] = line[: line.rindex(b" ") + 1] + text
+            elif self._live >= self.limits.max_series:
+                self.dropped_total += 1
                 result.dropped += 1
                 continue
-            elif sample_series and owner is not None:
-                self._owned.setdefault(owner, set()).add((family, sample.labels))
-            result.written += 1
+            else:
+                if sid < 0:
+                    sid = self._new_stream(labels, packed, timestamp, now)
+                if owner is not None and kind == SAMPLE and self._owner[sid] is None:
+                    self._owner[sid] = owner
+                    self._owned.setdefault(owner, set()).add(sid)
+                lines[sid] = self._prefix(packed, sid, index) + format_value(value)
+                self._live += 1
+            carried |= 1 << (packed.bit + index)
+            written += 1
+        if sid >= 0 and not stale_item:
+            self._close_item(sid, kind, carried)
+        result.written, result.stale = written, stale
         if conversion.info is not None:
             self._merge_info(conversion.info, now)
         return result
 
-    def _insert(self, family: Family, labels: Labels, value: float, ts: float, now: float) -> bool:
-        if self._live >= self.limits.max_series:
-            self.dropped_total += 1
-            return False
-        self._series[family][labels] = Series(value, ts, now)
-        self._live += 1
-        return True
+    def _close_item(self, sid: int, kind: int, carried: int) -> None:
+        """The stream now holds exactly the series its newest item carried."""
+        masks = self._masks[kind]
+        gone = masks[sid] & ~carried
+        masks[sid] = carried
+        if gone:
+            self._remove_bits(sid, gone)
+            self._release_if_empty(sid)
 
-    def _remove(self, family: Family, labels: Labels) -> None:
-        if self._series[family].pop(labels, None) is not None:
+    def _prefix(self, packed: FamilySeries, sid: int, stat: int) -> bytes:
+        """``{labels} `` of a new series: its stream's labels, and ``stat`` in sorted place."""
+        text = self._text[sid]
+        if stat:
+            text = insert_label(text, _stream_names(packed.family), "stat", _STATS[stat])
+        return b"{" + text + b"} "
+
+    def _new_stream(self, labels: Labels, packed: FamilySeries, stamp: float, now: float) -> int:
+        text = label_text(_stream_names(packed.family), labels)
+        if self._free:
+            sid = self._free.pop()
+            self._labels[sid], self._text[sid], self._table[sid] = labels, text, packed.streams
+            self._owner[sid] = None
+            for kind in (SAMPLE, SUMMARY):
+                self._masks[kind][sid] = 0
+                self._stamps[kind][sid] = self._updated[kind][sid] = 0.0
+        else:
+            sid = len(self._labels)
+            self._labels.append(labels)
+            self._text.append(text)
+            self._table.append(packed.streams)
+            self._owner.append(None)
+            for kind in (SAMPLE, SUMMARY):
+                self._masks[kind].append(0)
+                self._stamps[kind].append(0.0)
+                self._updated[kind].append(0.0)
+        self._stamps[packed.kind][sid] = stamp
+        self._updated[packed.kind][sid] = now
+        packed.streams[labels] = sid
+        return sid
+
+    def _remove_bits(self, sid: int, bits: int) -> None:
+        while bits:
+            low = bits & -bits
+            index = low.bit_length() - 1
+            del self._by_bit[index >> 2].lines[index & 3][sid]
             self._live -= 1
+            bits ^= low
+
+    def _release_if_empty(self, sid: int) -> None:
+        if self._masks[SAMPLE][sid] or self._masks[SUMMARY][sid]:
+            return
+        labels = self._labels[sid]
+        if labels is None:  # never held a series (all dropped at the cap) or already free
+            return
+        del self._table[sid][labels]
+        owner = self._owner[sid]
+        if owner is not None:
+            owned = self._owned[owner]
+            owned.discard(sid)
+            if not owned:
+                del self._owned[owner]
+        self._labels[sid], self._text[sid], self._owner[sid] = None, b"", None
+        self._free.append(sid)
 
     def _depart(self, owner: Owner, now: float) -> None:
-        for family, labels in self._owned.pop(owner, ()):
-            self._remove(family, labels)
+        for sid in list(self._owned.get(owner, ())):
+            bits, self._masks[SAMPLE][sid] = self._masks[SAMPLE][sid], 0
+            self._remove_bits(sid, bits)
+            self._release_if_empty(sid)
         self._departed[owner] = now + self.limits.ttl
 
     def _merge_info(self, update: InfoUpdate, now: float) -> None:
         """Newest values win; an older event only fills in what is still unknown."""
-        record = self._info.get(update.owner)
+        owner = update.owner
+        new = tuple(update.values.get(k, "") for k in _INFO_KEYS)
+        record = self._info.get(owner)
         if record is None:
-            values, timestamp = dict(update.values), update.timestamp
-        elif update.timestamp >= record.timestamp:
-            values = {k: update.values.get(k) or record.values[k] for k in _INFO_KEYS}
+            timestamp, values = update.timestamp, new
+        elif update.timestamp >= record[0]:
             timestamp = update.timestamp
+            values = tuple(n or o for n, o in zip(new, record[1], strict=True))
         else:
-            values = {k: record.values[k] or update.values.get(k, "") for k in _INFO_KEYS}
-            timestamp = record.timestamp
-        labels = (*update.owner, *(values.get(k, "") for k in _INFO_KEYS))
-        if record is not None and record.labels == labels:
-            series = self._series[PARTICIPANT_INFO].get(labels)
-            if series is not None:
-                series.updated = now
-                record.timestamp = timestamp
-                return
-        if record is not None:
-            self._remove(PARTICIPANT_INFO, record.labels)
-            del self._info[update.owner]
-        if self._insert(PARTICIPANT_INFO, labels, 1.0, timestamp, now):
-            self._info[update.owner] = _Info(values, timestamp, labels)
+            timestamp = record[0]
+            values = tuple(o or n for n, o in zip(new, record[1], strict=True))
+        packed = self._families[PARTICIPANT_INFO]
+        sid = packed.streams.get(owner, -1)
+        lines = packed.lines[0]
+        if sid >= 0 and sid in lines:
+            assert record is not None
+            if values != record[1]:
+                lines[sid] = self._info_line(sid, values)
+            self._updated[SUMMARY][sid] = now
+            self._stamps[SUMMARY][sid] = timestamp
+            self._info[owner] = (timestamp, values)
+            return
+        if self._live >= self.limits.max_series:
+            self.dropped_total += 1
+            return
+        if sid < 0:
+            sid = self._new_stream(owner, packed, timestamp, now)
+        self._info[owner] = (timestamp, values)
+        lines[sid] = self._info_line(sid, values)
+        self._masks[SUMMARY][sid] = 1 << packed.bit
+        self._live += 1
+
+    def _info_line(self, sid: int, values: Labels) -> bytes:
+        owner = self._labels[sid]
+        assert owner is not None
+        return b"{" + label_text(INFO_LABELS, (*owner, *values)) + b"} " + format_value(1.0)
 
     # --- forgetting -------------------------------------------------------------------------
 
     def expire(self, now: float) -> int:
-        """Drop series not updated within their TTL, and tombstones past theirs."""
-        expired = 0
-        for family, series in self._series.items():
-            ttl = self.limits.ttl if family.lifetime is Lifetime.SAMPLE else self.limits.summary_ttl
+        """Drop streams without an item within their TTL, and tombstones past theirs."""
+        before = self._live
+        info_bit = 1 << self._families[PARTICIPANT_INFO].bit
+        for kind, ttl in ((SAMPLE, self.limits.ttl), (SUMMARY, self.limits.summary_ttl)):
             cutoff = now - ttl
-            dead = [labels for labels, entry in series.items() if entry.updated < cutoff]
-            for labels in dead:
-                del series[labels]
-                if family is PARTICIPANT_INFO:
-                    self._info.pop((labels[0], labels[1], labels[2]), None)
-                elif family.lifetime is Lifetime.SAMPLE:
-                    self._disown(family, labels)
-            expired += len(dead)
-        self._live -= expired
+            masks, updated = self._masks[kind], self._updated[kind]
+            for sid, when in enumerate(updated):
+                if when < cutoff and masks[sid]:
+                    bits, masks[sid] = masks[sid], 0
+                    if bits & info_bit:
+                        labels = self._labels[sid]
+                        assert labels is not None
+                        del self._info[(labels[0], labels[1], labels[2])]
+                    self._remove_bits(sid, bits)
+                    self._release_if_empty(sid)
+        expired = before - self._live
         self.expired_total += expired
         gone = [owner for owner, until in self._departed.items() if until <= now]
         for owner in gone:
             del self._departed[owner]
         return expired
 
-    def _disown(self, family: Family, labels: Labels) -> None:
-        owner: Owner = (
-            ("phone", labels[0], labels[1])
-            if family.name.startswith("zoom_phone_")
-            else (labels[0], labels[1], labels[2])
-        )
-        owned = self._owned.get(owner)
-        if owned is not None:
-            owned.discard((family, labels))
-            if not owned:
-                del self._owned[owner]
+
+def _stream_names(family: Family) -> Labels:
+    """The labels that identify a stream: all but ``stat``; for info, only the owner's."""
+    if family is PARTICIPANT_INFO:
+        return family.labels[:3]
+    return family.labels[:-1] if family.labels[-1] == "stat" else family.labels
+
+
+def counts(store: SeriesStore) -> Mapping[str, int]:
+    """Live series per family name, for ``zoom_qss_exporter_series``."""
+    return {packed.family.name: len(packed) for packed in store.families()}

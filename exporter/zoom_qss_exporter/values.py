@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 
 _NUMBER_WITH_UNIT = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%]*)\s*")
 _RESOLUTION = re.compile(r"\s*(\d+)\s*[*xX]\s*(\d+)\s*")
@@ -23,8 +24,35 @@ class InvalidValue(ValueError):
     """A QoS value that is present but cannot be read."""
 
 
-def _quantity(raw: object, units: Mapping[str, float]) -> float | None:
-    """Read ``<number><optional space><unit>``; ``units`` maps each accepted unit to a factor."""
+_CACHE_SIZE = 1 << 14
+
+
+class ValueParser:
+    """Reads one kind of value, remembering the strings it has read.
+
+    Zoom repeats the same few strings ("0 ms", "0.0%") endlessly and this is the hottest code
+    of the ingest path, so the conversion reads ``cache`` directly before calling."""
+
+    __slots__ = ("_read", "cache")
+
+    def __init__(self, read: Callable[[object], float | None]) -> None:
+        self._read = read
+        self.cache: dict[str, float | None] = {}
+
+    def __call__(self, raw: object) -> float | None:
+        if raw.__class__ is not str:
+            return self._read(raw)
+        try:
+            return self.cache[raw]
+        except KeyError:
+            value = self._read(raw)
+            if len(self.cache) >= _CACHE_SIZE:
+                self.cache.clear()
+            self.cache[raw] = value
+            return value
+
+
+def _read_quantity(raw: object, units: Mapping[str, float]) -> float | None:
     if raw is None:
         return None
     if isinstance(raw, bool):
@@ -56,31 +84,13 @@ _DBM = {"": 1.0, "dbm": 1.0}
 _PLAIN = {"": 1.0}
 
 
-def parse_kbps(raw: object) -> float | None:
-    """Kilobits per second (bare numbers too, as in phone events) to bytes per second."""
-    return _quantity(raw, _KBPS)
-
-
-def parse_ms(raw: object) -> float | None:
-    """Milliseconds (bare numbers too) to seconds."""
-    return _quantity(raw, _MS)
-
-
-def parse_percent(raw: object) -> float | None:
-    """Percent (bare numbers too) to a 0-1 ratio."""
-    return _quantity(raw, _PERCENT)
-
-
-def parse_fps(raw: object) -> float | None:
-    return _quantity(raw, _FPS)
-
-
-def parse_dbm(raw: object) -> float | None:
-    return _quantity(raw, _DBM)
-
-
-def parse_number(raw: object) -> float | None:
-    return _quantity(raw, _PLAIN)
+# Each parser returns base units: bytes/s, seconds, 0-1 ratios.
+parse_kbps = ValueParser(partial(_read_quantity, units=_KBPS))  # kbps (or bare) -> bytes/s
+parse_ms = ValueParser(partial(_read_quantity, units=_MS))  # ms (or bare) -> seconds
+parse_percent = ValueParser(partial(_read_quantity, units=_PERCENT))  # % (or bare) -> ratio
+parse_fps = ValueParser(partial(_read_quantity, units=_FPS))
+parse_dbm = ValueParser(partial(_read_quantity, units=_DBM))
+parse_number = ValueParser(partial(_read_quantity, units=_PLAIN))
 
 
 def parse_resolution(raw: object) -> tuple[float, float] | None:
@@ -120,11 +130,9 @@ def _level(raw: object, levels: Mapping[str, float], what: str) -> float | None:
     return value
 
 
-def parse_quality(raw: object) -> float | None:
-    """good=3, fair=2, poor=1, bad=0; accepts the string or an object holding it."""
-    return _level(raw, QUALITY_LEVELS, "quality level")
-
-
-def parse_cpu_pressure(raw: object) -> float | None:
-    """normal=0, fair=1, serious=2, critical=3 (Compute Pressure API states)."""
-    return _level(raw, CPU_PRESSURE_LEVELS, "CPU pressure level")
+# good=3, fair=2, poor=1, bad=0; the string, or (webinar.participant_qos) an object holding it
+parse_quality = ValueParser(partial(_level, levels=QUALITY_LEVELS, what="quality level"))
+# normal=0, fair=1, serious=2, critical=3 (Compute Pressure API states)
+parse_cpu_pressure = ValueParser(
+    partial(_level, levels=CPU_PRESSURE_LEVELS, what="CPU pressure level")
+)
