@@ -154,11 +154,13 @@ def scrape_row(size: int, repeat: int) -> dict[str, float]:
     baseline = baseline_registry(exporter.store)
     endpoint = exporter.exposition
 
-    def ours(compress: bool) -> bytes:
-        body, _ = asyncio.run(endpoint.body("", "gzip" if compress else ""))
-        return body
+    loop = asyncio.new_event_loop()
 
-    plain_body, base_body = ours(False), generate_latest(baseline)
+    def ours(compress: bool) -> list[bytes]:
+        chunks, _ = loop.run_until_complete(endpoint.body("", "gzip" if compress else ""))
+        return chunks
+
+    plain_body, base_body = b"".join(ours(False)), generate_latest(baseline)
     row = {
         "series": float(len(exporter.store)),
         "ours_plain": best(lambda: ours(False), repeat),
@@ -169,6 +171,7 @@ def scrape_row(size: int, repeat: int) -> dict[str, float]:
         "ours_mb": len(plain_body) / 1e6,
         "base_mb": len(base_body) / 1e6,
     }
+    loop.close()
     return row
 
 

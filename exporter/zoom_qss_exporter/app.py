@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from . import __version__
 from .config import Settings
@@ -75,10 +76,10 @@ class Exporter:
 
     async def metrics(self, request: Request) -> Response:
         self.expire()  # a scrape never shows a series past its TTL
-        body, headers = await self.exposition.body(
+        chunks, headers = await self.exposition.body(
             request.headers.get("accept", ""), request.headers.get("accept-encoding", "")
         )
-        return Response(body, headers=headers)
+        return ChunksResponse(chunks, headers)
 
     async def landing(self, request: Request) -> Response:
         s = self.settings
@@ -97,6 +98,27 @@ class Exporter:
             f"<ul>{links}</ul></body></html>"
         )
         return HTMLResponse(page)
+
+
+class ChunksResponse(Response):
+    """A body sent as the chunks it was rendered in, with its full length announced, so that
+    tens of megabytes are never copied into one buffer."""
+
+    def __init__(self, chunks: list[bytes], headers: dict[str, str]) -> None:
+        super().__init__(headers=headers)
+        self.chunks = chunks
+        self.headers["content-length"] = str(sum(len(chunk) for chunk in chunks))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        if scope["method"] == "HEAD":
+            await send({"type": "http.response.body", "body": b""})
+            return
+        last = len(self.chunks) - 1
+        for n, chunk in enumerate(self.chunks):
+            await send({"type": "http.response.body", "body": chunk, "more_body": n < last})
+        if last < 0:
+            await send({"type": "http.response.body", "body": b""})
 
 
 async def _healthy(request: Request) -> Response:

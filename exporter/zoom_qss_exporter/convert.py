@@ -39,7 +39,7 @@ from .values import (
 )
 
 Parser = ValueParser
-new_sample = tuple.__new__  # a Sample without NamedTuple's Python-level __new__ (hot path)
+_fast_new = tuple.__new__  # a NamedTuple without its Python-level __new__ (hot path)
 Owner = tuple[str, str, str]
 """Whose per-sample series these are: (product, meeting_id, participant_id) or
 ("phone", call_id, user_id)."""
@@ -206,28 +206,21 @@ def _minute_item(item: QosItem, owner: Owner, out: Conversion) -> None:
         out.skipped.append("invalid_date_time")
         return
     labels = (*owner, item.type)
-    values = _read_fields(item.details, _MINUTE_FIELDS, _MINUTE_OTHER, labels, when, out)
-    out.samples.extend(_resolution(item.details, f.WIDTH, f.HEIGHT, labels, when, out))
-    out.samples.append(Sample(f.SAMPLE_TIMESTAMP, labels, when, when))
+    details = item.details
+    values = _read_fields(details, _MINUTE_FIELDS, _MINUTE_OTHER, labels, when, out)
+    if "resolution" in details:
+        out.samples.extend(_resolution(details, f.WIDTH, f.HEIGHT, labels, when, out))
+    out.samples.append(_fast_new(Sample, (f.SAMPLE_TIMESTAMP, labels, when, when, "")))
     out.samples.extend(_mos_estimate(item.type, values, labels, when))
     notification = None
-    raw_note = item.details.get("network_notification")
+    raw_note = details.get("network_notification")
     if isinstance(raw_note, str) and raw_note.strip():
         notification = raw_note.strip().lower()
         if notification not in NOTIFICATIONS:
             notification = "other"
-    out.fleet.append(
-        FleetSample(
-            stream=labels,
-            timestamp=when,
-            product=owner[0],
-            qos_type=item.type,
-            latency=values.get("latency"),
-            jitter=values.get("jitter"),
-            loss=values.get("avg_loss"),
-            notification=notification,
-        )
-    )
+    latency, jitter, loss = values.get("latency"), values.get("jitter"), values.get("avg_loss")
+    fleet = (labels, when, owner[0], item.type, latency, jitter, loss, None, notification)
+    out.fleet.append(_fast_new(FleetSample, fleet))
 
 
 # Audio QoS types: Zoom's latency, jitter and loss of these make an estimated MOS.
@@ -288,7 +281,7 @@ def _read_fields(
                 continue
         if value is not None:
             values[name] = value
-            samples.append(new_sample(Sample, (family, labels, value, when, stat)))
+            samples.append(_fast_new(Sample, (family, labels, value, when, stat)))
     return values
 
 

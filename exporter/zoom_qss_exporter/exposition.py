@@ -9,8 +9,8 @@ scraping together costs one render), and concurrent scrapes share one render.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import time
+import zlib
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
@@ -62,21 +62,37 @@ def _header(family: Family, openmetrics: bool) -> bytes:
     return f"# HELP {family.name} {help_text}\n# TYPE {family.name} gauge\n".encode()
 
 
-def render_store(store: SeriesStore, openmetrics: bool = False, tail: bytes = b"") -> bytes:
+def store_chunks(store: SeriesStore, openmetrics: bool = False) -> list[bytes]:
     """The store's families in the text (or OpenMetrics) format, byte for byte as
-    prometheus-client would write them, followed by ``tail``. Safe in a worker thread: each
-    family's lines are joined in one call, which the event loop cannot interleave with a
-    write."""
-    parts: list[bytes] = []
+    prometheus-client would write them, as a list of chunks (one copy of the lines, not two).
+    Safe in a worker thread: each family's lines are joined in one call, which the event loop
+    cannot interleave with a write."""
+    chunks: list[bytes] = []
+    small: list[bytes] = []  # headers and names, sent together with the next block
     for packed in store.families():
         name = packed.family.name.encode()
-        parts.append(_header(packed.family, openmetrics))
+        small.append(_header(packed.family, openmetrics))
         for lines in packed.lines:
             block = (b"\n" + name).join(lines.values())
             if block:
-                parts += (name, block, b"\n")
-    parts.append(tail)
-    return b"".join(parts)
+                small.append(name)
+                chunks += (b"".join(small), block)
+                small = [b"\n"]
+    chunks.append(b"".join(small))
+    return chunks
+
+
+def render_store(store: SeriesStore, openmetrics: bool = False) -> bytes:
+    return b"".join(store_chunks(store, openmetrics))
+
+
+def gzip_chunks(chunks: list[bytes]) -> list[bytes]:
+    """One gzip member over all chunks, without joining them first; level 1: a scrape of
+    200,000 series compresses about 30:1 even so, several times faster than the default."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+    out = [compressor.compress(chunk) for chunk in chunks]
+    out.append(compressor.flush())
+    return [part for part in out if part]
 
 
 def wants_openmetrics(accept: str) -> bool:
@@ -86,7 +102,7 @@ def wants_openmetrics(accept: str) -> bool:
 
 
 class MetricsEndpoint:
-    """Renders and caches the scrape body."""
+    """Renders and caches the scrape body, as chunks."""
 
     def __init__(
         self,
@@ -99,10 +115,10 @@ class MetricsEndpoint:
         self.registry = registry
         self.max_age = max_age
         self.clock = clock
-        self._cache: dict[tuple[bool, bool], tuple[float, bytes]] = {}
+        self._cache: dict[tuple[bool, bool], tuple[float, list[bytes]]] = {}
         self._locks: dict[tuple[bool, bool], asyncio.Lock] = {}
 
-    async def body(self, accept: str, accept_encoding: str) -> tuple[bytes, dict[str, str]]:
+    async def body(self, accept: str, accept_encoding: str) -> tuple[list[bytes], dict[str, str]]:
         openmetrics = wants_openmetrics(accept)
         compress = "gzip" in accept_encoding
         headers = {"content-type": OPENMETRICS_TYPE if openmetrics else CONTENT_TYPE_LATEST}
@@ -114,21 +130,19 @@ class MetricsEndpoint:
             cached = self._cache.get(key)
             if cached is not None and self.clock() - cached[0] < self.max_age:
                 return cached[1], headers
-            body = await self._render(openmetrics, compress)
-            self._cache[key] = (self.clock(), body)
-        return body, headers
+            chunks = await self._render(openmetrics, compress)
+            self._cache[key] = (self.clock(), chunks)
+        return chunks, headers
 
-    async def _render(self, openmetrics: bool, compress: bool) -> bytes:
+    async def _render(self, openmetrics: bool, compress: bool) -> list[bytes]:
         # the registry is small and its collectors are not thread-safe: render it here
         rest = (_openmetrics.exposition.generate_latest if openmetrics else generate_latest)(
             self.registry
         )
 
-        def finish() -> bytes:
-            body = render_store(self.store, openmetrics, rest)
-            return gzip.compress(body, compresslevel=1) if compress else body
+        def finish() -> list[bytes]:
+            chunks = store_chunks(self.store, openmetrics)
+            chunks.append(rest)
+            return gzip_chunks(chunks) if compress else chunks
 
         return await asyncio.to_thread(finish)
-
-    def invalidate(self) -> None:
-        self._cache.clear()
