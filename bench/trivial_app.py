@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 
 async def webhook(request: Request) -> Response:
     await request.body()
-    return JSONResponse({"status": "accepted"})
+    return Response(b'{"status":"accepted"}', media_type="application/json")
 
 
 app = Starlette(routes=[Route("/webhook", webhook, methods=["POST"])])

@@ -7,7 +7,7 @@ Nothing here holds state or knows the time: the same event always gives the same
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -110,7 +110,7 @@ class FleetSample(NamedTuple):
 
 class InfoUpdate(NamedTuple):
     owner: Owner
-    values: dict[str, str]  # INFO_LABELS after the three identity labels; "" = unknown
+    values: dict[str, str]  # INFO_LABELS after the identity ones ("" unknown; {}: refresh)
     timestamp: float
 
 
@@ -317,8 +317,10 @@ _INFO_FIELDS = (
 
 
 def _info_values(
-    items: Iterable[DataItem], user_name: str, options: ConvertOptions
+    items: Sequence[DataItem], user_name: str, options: ConvertOptions
 ) -> dict[str, str]:
+    if not items and not user_name:
+        return {}  # per-minute events: nothing new, the info series is only refreshed
     values = {"user_name": _user_name(user_name, options)}
     values.update({label: "" for label, _ in _INFO_FIELDS})
     for item in items:  # later items are newer: their non-empty values win

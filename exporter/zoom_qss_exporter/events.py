@@ -49,7 +49,7 @@ Id = Annotated[str, BeforeValidator(_text), Field(min_length=1)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)  # unknown fields: accepted, unused
 
 
 class _Item(_Model):

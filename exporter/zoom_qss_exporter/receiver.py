@@ -116,7 +116,7 @@ class WebhookReceiver:
         self.health.count_event(label, outcome)
         self.health.last_event.set(now)
         log.debug("delivery %s: %s %s", request_id, name, outcome.value)
-        return label, JSONResponse({"status": outcome.value})
+        return label, Response(_STATUS_BODIES[outcome], media_type="application/json")
 
     async def _read_body(self, request: Request, headers: dict[str, str]) -> bytes:
         limit = self.options.max_request_bytes
@@ -181,6 +181,9 @@ class WebhookReceiver:
             {"plainToken": plain, "encryptedToken": url_validation_token(token, plain)}
         )
 
+
+# the answers to accepted events, encoded once: every delivery gets one
+_STATUS_BODIES = {outcome: json.dumps({"status": outcome.value}).encode() for outcome in Outcome}
 
 _WANTED = frozenset(
     name.encode()

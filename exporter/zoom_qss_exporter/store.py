@@ -265,8 +265,13 @@ class SeriesStore:
     def _merge_info(self, update: InfoUpdate, now: float) -> None:
         """Newest values win; an older event only fills in what is still unknown."""
         owner = update.owner
-        new = tuple(update.values.get(k, "") for k in _INFO_KEYS)
         record = self._info.get(owner)
+        packed = self._families[PARTICIPANT_INFO]
+        if record is not None and not update.values:  # a refresh: nothing new is known
+            sid = packed.streams[owner]
+            self._updated[SUMMARY][sid] = now
+            return
+        new = tuple(update.values.get(k, "") for k in _INFO_KEYS)
         if record is None:
             timestamp, values = update.timestamp, new
         elif update.timestamp >= record[0]:
@@ -275,7 +280,6 @@ class SeriesStore:
         else:
             timestamp = record[0]
             values = tuple(o or n for n, o in zip(new, record[1], strict=True))
-        packed = self._families[PARTICIPANT_INFO]
         sid = packed.streams.get(owner, -1)
         lines = packed.lines[0]
         if sid >= 0 and sid in lines:
