@@ -120,13 +120,11 @@ class SeriesStore:
             yield labels, SeriesView(value, self._stamps[kind][sid], self._updated[kind][sid])
 
     def get(self, family: Family, labels: Labels) -> SeriesView | None:
+        """One series by its labels; a scan, for tests and debugging."""
         for found, view in self.series(family):
             if found == labels:
                 return view
         return None
-
-    def has_departed(self, owner: Owner, now: float) -> bool:
-        return self._departed.get(owner, now) > now
 
     # --- writing ----------------------------------------------------------------------------
 

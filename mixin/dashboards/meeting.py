@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from zoom_qss_exporter.families import INFO_LABELS
+
 from ..config import Config
 from ..grafana import (
     GREEN,
@@ -38,19 +40,7 @@ def _named(expr: str) -> str:
 
 def meeting_drilldown(config: Config) -> Json:
     media = f'{_WHO}, qos_type=~"{config.media_regex}"'
-    info_columns = [
-        "participant_id",
-        "user_name",
-        "device",
-        "network_type",
-        "connection_type",
-        "data_center",
-        "client_version",
-        "location",
-        "microphone",
-        "speaker",
-        "camera",
-    ]
+    info_columns = ["participant_id", *INFO_LABELS[3:]]  # the info series' labels, in order
 
     def series(title: str, text: str, metric: str, unit: str, **kw: Any) -> Panel:
         return timeseries(title, text, [target(_named(metric), _NAMED)], unit, **kw)
