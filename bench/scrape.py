@@ -59,8 +59,9 @@ def participant_event(n: int, minute: int = 0) -> dict[str, Any]:
             }
             if qos_type.startswith("video"):
                 details |= {"frame_rate": f"{15 + n % 16} fps", "resolution": "1280*720"}
-        items.append({"date_time": f"2026-11-26T10:{minute:02d}:00Z", "type": qos_type,
-                      "details": details})
+        items.append(
+            {"date_time": f"2026-11-26T10:{minute:02d}:00Z", "type": qos_type, "details": details}
+        )
     return {
         "event": "meeting.participant_qos",
         "event_ts": 1_795_000_000_000 + minute * 60_000,
@@ -125,9 +126,7 @@ def measure_memory(kind: str, size: int) -> dict[str, float]:
         count = len(exporter.store)
     else:
         registry = CollectorRegistry()
-        gauges = {
-            f: Gauge(f.name, f.help, f.labels, registry=registry) for f in ALL_FAMILIES
-        }
+        gauges = {f: Gauge(f.name, f.help, f.labels, registry=registry) for f in ALL_FAMILIES}
         count = 0
         options = ConvertOptions()
         for event in events():
@@ -143,7 +142,9 @@ def measure_memory(kind: str, size: int) -> dict[str, float]:
 def memory_in_subprocess(kind: str, size: int) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--memory", kind, "--sizes", str(size)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     result: dict[str, float] = json.loads(out)
     return result
@@ -186,10 +187,12 @@ def main() -> int:
         print(json.dumps(measure_memory(args.memory, args.sizes[0])))
         return 0
 
-    print("## /metrics render time (best of %d), ours vs labelled Gauges" % args.repeat)
+    print(f"## /metrics render time (best of {args.repeat}), ours vs labelled Gauges")
     print()
-    print("| series | ours text | baseline text | ratio | ours gzip | baseline gzip | ratio "
-          "| (vs baseline gzip level 1) |")
+    print(
+        "| series | ours text | baseline text | ratio | ours gzip | baseline gzip | ratio "
+        "| (vs baseline gzip level 1) |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     ok = True
     for size in args.sizes:
@@ -199,13 +202,13 @@ def main() -> int:
             ok &= plain >= TARGET_PLAIN and zipped >= TARGET_GZIP
         print(
             f"| {r['series']:,.0f} | {r['ours_plain'] * 1e3:.1f} ms | "
-            f"{r['base_plain'] * 1e3:.0f} ms | **{plain:.1f}×** | "
+            f"{r['base_plain'] * 1e3:.0f} ms | **{plain:.1f}x** | "
             f"{r['ours_gzip'] * 1e3:.1f} ms | {r['base_gzip'] * 1e3:.0f} ms | "
-            f"**{zipped:.1f}×** | {r['base_gzip1'] / r['ours_gzip']:.1f}× |"
+            f"**{zipped:.1f}x** | {r['base_gzip1'] / r['ours_gzip']:.1f}x |"
         )
         gc.collect()
     print()
-    print(f"targets at 200k series: text ≥ {TARGET_PLAIN:.0f}×, gzip ≥ {TARGET_GZIP:.0f}×")
+    print(f"targets at 200k series: text ≥ {TARGET_PLAIN:.0f}x, gzip ≥ {TARGET_GZIP:.0f}x")
     print()
     size = args.memory_size
     ours = memory_in_subprocess("ours", size)
@@ -218,7 +221,7 @@ def main() -> int:
     print("|---:|---:|---:|---:|---:|")
     print(
         f"| {ours['series']:,.0f} | {per_ours:.0f} B | {per_base:.0f} B | "
-        f"{per_base / per_ours:.1f}× less | ≤ {TARGET_BYTES:.0f} B |"
+        f"{per_base / per_ours:.1f}x less | ≤ {TARGET_BYTES:.0f} B |"
     )
     print()
     print("scrape and memory targets:", "PASS" if ok else "FAIL")
@@ -227,4 +230,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
