@@ -45,6 +45,7 @@ from zoom_qss_exporter.config import (
     load_settings,
 )
 from zoom_qss_exporter.convert import ConvertOptions, UserNameMode
+from zoom_qss_exporter.security import MetricsAuth
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "helm" / "zoom-qss-exporter"
@@ -277,9 +278,18 @@ def test_probes_and_port(rendered: dict[str, list[Manifest]], case: str) -> None
     port = {p["name"]: p for p in main["ports"]}["http"]
     expected_port = case_values(case).get("config", {}).get("web", {}).get("port", 9981)
     assert port["containerPort"] == expected_port
-    assert main["livenessProbe"]["httpGet"] == {"path": "/-/healthy", "port": "http"}
-    assert main["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": "http"}
+    internal = case_values(case).get("config", {}).get("web", {}).get("internalPort", 0)
+    probe_port = "internal" if internal else "http"  # the main port serves the webhook only
+    assert main["livenessProbe"]["httpGet"] == {"path": "/-/healthy", "port": probe_port}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/-/ready", "port": probe_port}
     assert env_of(docs)["ZOOM_QSS_WEB_LISTEN_ADDRESS"]["value"] == f":{expected_port}"
+    if internal:
+        ports = {p["name"]: p["containerPort"] for p in main["ports"]}
+        assert ports["internal"] == internal
+        service_ports = {p["name"]: p["targetPort"] for p in one(docs, "Service")["spec"]["ports"]}
+        assert service_ports == {"http": "http", "internal": "internal"}
+        for monitor in of_kind(docs, "ServiceMonitor"):
+            assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["internal"]
 
 
 def test_image_entrypoint_and_replicas(rendered: dict[str, list[Manifest]]) -> None:
@@ -313,7 +323,10 @@ def test_pdb_and_network_policy_select_the_pods(rendered: dict[str, list[Manifes
     policy = one(docs, "NetworkPolicy")
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     (rule,) = policy["spec"]["ingress"]
-    assert rule["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert rule["ports"] == [
+        {"port": "http", "protocol": "TCP"},
+        {"port": "internal", "protocol": "TCP"},  # all-features splits the listeners
+    ]
     assert len(rule["from"]) == 2
 
 
@@ -353,7 +366,8 @@ def resolved_env(docs: list[Manifest], secrets: dict[str, str]) -> dict[str, str
 
 
 def test_every_serve_flag_is_reachable_from_values(rendered: dict[str, list[Manifest]]) -> None:
-    env = env_of(rendered["all-features"])
+    # all-features, and the ci files of settings that exclude each other (bearer token / basic auth)
+    env = {name for case in CASES for name in env_of(rendered[case])}
     missing = {
         flag: variable
         for flag, variable in serve_flags().items()
@@ -369,8 +383,17 @@ def test_chart_defaults_are_the_exporters_defaults(rendered: dict[str, list[Mani
 
 
 def test_all_features_settings_reach_the_exporter(rendered: dict[str, list[Manifest]]) -> None:
-    settings = load_settings([], resolved_env(rendered["all-features"], {}))
+    metrics_user = {"zoom-qss-metrics/username": "prometheus"}
+    settings = load_settings([], resolved_env(rendered["all-features"], metrics_user))
     assert settings.secret_tokens == ("ci-token-one", "ci-token-two")
+    assert settings.internal_listen == ("0.0.0.0", 9101)
+    assert (settings.read_timeout, settings.unauthenticated_rate_limit) == (5, 2.5)
+    assert settings.metrics_auth == MetricsAuth(
+        username="prometheus",
+        bearer_token_file="/etc/zoom-qss-exporter/metrics-auth/token",
+        password_file="/etc/zoom-qss-exporter/metrics-auth/password",
+    )
+    assert settings.log_format == "json"
     assert (settings.host, settings.port) == ("0.0.0.0", 9100)
     assert (settings.telemetry_path, settings.webhook_path) == ("/internal/metrics", "/zoom/events")
     assert settings.max_request_bytes == 2097152
@@ -381,6 +404,60 @@ def test_all_features_settings_reach_the_exporter(rendered: dict[str, list[Manif
     assert settings.convert == ConvertOptions(user_name=UserNameMode.HASH, hash_salt="ci-salt")
     assert settings.log_level == "debug"
     assert container(rendered["all-features"])["args"][1:] == ["--web.max-request-bytes=2097152"]
+    remote = settings.remote_write
+    assert remote is not None and remote.url == "https://mimir.example.com/api/v1/push"
+    assert remote.headers == (("X-Scope-OrgID", "zoom"), ("X-Team", "collaboration"))
+    assert remote.basic_auth_username == "zoom-qss"
+    files = "/etc/zoom-qss-exporter/remote-write/"
+    assert remote.basic_auth_password_file == files + "password"
+    assert (remote.tls_ca_file, remote.tls_cert_file, remote.tls_key_file) == (
+        files + "ca.crt",
+        files + "tls.crt",
+        files + "tls.key",
+    )
+    assert remote.tls_insecure_skip_verify and not remote.bearer_token_file
+    assert (remote.timeout, remote.queue_capacity, remote.batch_size) == (20, 100000, 1000)
+    assert (remote.flush_interval, remote.min_backoff, remote.max_backoff) == (2, 0.1, 30)
+    assert remote.shutdown_timeout == 10
+    archive = settings.archive
+    assert archive is not None and archive.directory == "/var/lib/zoom-qss-exporter/archive"
+    assert (archive.max_bytes, archive.max_files) == (1048576, 5)
+
+
+def test_remote_write_files_come_from_the_named_secrets(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    pod = one(rendered["all-features"], "Deployment")["spec"]["template"]["spec"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    sources = volumes["remote-write"]["projected"]["sources"]
+    assert sources == [
+        {"secret": {"name": "mimir-credentials", "items": [{"key": "pass", "path": "password"}]}},
+        {
+            "secret": {
+                "name": "mimir-tls",
+                "items": [
+                    {"key": "ca.pem", "path": "ca.crt"},
+                    {"key": "client.pem", "path": "tls.crt"},
+                    {"key": "client-key.pem", "path": "tls.key"},
+                ],
+            }
+        },
+    ]
+    assert volumes["archive"]["persistentVolumeClaim"] == {"claimName": "zoom-qss-archive"}
+    mounts = {m["name"]: m for m in container(rendered["all-features"])["volumeMounts"]}
+    assert mounts["remote-write"]["readOnly"] is True
+    assert mounts["archive"]["mountPath"] == "/var/lib/zoom-qss-exporter/archive"
+    docs = rendered["remote-write"]
+    settings = load_settings([], resolved_env(docs, {}))
+    assert settings.remote_write is not None and not settings.per_participant
+    assert (
+        settings.remote_write.bearer_token_file
+        == "/etc/zoom-qss-exporter/remote-write/bearer-token"
+    )
+    assert one(docs, "Deployment")["spec"]["replicas"] == 3
+    assert settings.archive is not None
+    default = one(rendered["default"], "Deployment")["spec"]["template"]["spec"]
+    assert [v["name"] for v in default["volumes"]] == ["tmp"], "nothing of it by default"
 
 
 def test_demo_runs_without_token_or_verification(rendered: dict[str, list[Manifest]]) -> None:
@@ -490,6 +567,19 @@ def test_existing_secret_carries_the_hash_salt(rendered: dict[str, list[Manifest
             {"podDisruptionBudget": {"enabled": True, "minAvailable": 1}},
             "exactly one of minAvailable and maxUnavailable",
         ),
+        ({"replicaCount": 2}, "set config.remoteWrite.url"),
+        (
+            {
+                "config": {
+                    "remoteWrite": {
+                        "url": "http://m/api/v1/push",
+                        "bearerToken": {"secretName": "t"},
+                        "basicAuth": {"username": "u"},
+                    }
+                }
+            },
+            "either bearerToken.secretName or basicAuth",
+        ),
     ],
 )
 def test_impossible_combinations_fail_clearly(
@@ -587,8 +677,10 @@ def test_service_selects_the_pods(rendered: dict[str, list[Manifest]], case: str
     service = one(docs, "Service")
     pod_labels = one(docs, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
-    (port,) = service["spec"]["ports"]
+    port = service["spec"]["ports"][0]
     assert port == {"name": "http", "port": 9981, "targetPort": "http", "protocol": "TCP"}
+    internal = case_values(case).get("config", {}).get("web", {}).get("internalPort", 0)
+    assert len(service["spec"]["ports"]) == (2 if internal else 1)
 
 
 @pytest.mark.parametrize("case", ["all-features", "kube-prometheus-stack"])
@@ -605,7 +697,7 @@ def test_service_monitor_is_what_kube_prometheus_stack_selects(
     assert spec["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert spec["namespaceSelector"] == {"matchNames": [service["metadata"]["namespace"]]}
     (endpoint,) = spec["endpoints"]
-    assert endpoint["port"] == service["spec"]["ports"][0]["name"]
+    assert endpoint["port"] == service["spec"]["ports"][-1]["name"]  # internal, when split
     telemetry = values.get("config", {}).get("web", {}).get("telemetryPath", "/metrics")
     assert endpoint["path"] == telemetry
     expected = {**default_values()["serviceMonitor"], **values["serviceMonitor"]}
@@ -625,7 +717,13 @@ def test_service_monitor_is_what_kube_prometheus_stack_selects(
         "tlsConfig",
         "relabelings",
         "metricRelabelings",
+        "bearerTokenSecret",
+        "basicAuth",
     }
+    auth = values.get("config", {}).get("web", {}).get("metricsAuth", {})
+    if auth.get("bearerTokenKey"):  # the scrape presents the exporter's own credentials
+        secret = auth["existingSecret"]
+        assert endpoint["bearerTokenSecret"] == {"name": secret, "key": auth["bearerTokenKey"]}
 
 
 # --- rules and dashboards: the repository's own files ----------------------------------------

@@ -17,19 +17,26 @@ from prometheus_client import (
     disable_created_metrics,
 )
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from . import __version__
+from .archive import Archive
 from .config import Settings
 from .exposition import MetricsEndpoint, StoreHealthCollector
 from .fleet import FleetMetrics, SampleLedger
 from .health import HealthMetrics
+from .openapi import OPENAPI_PATH, openapi_bytes
 from .pipeline import Pipeline, PipelineOptions
 from .receiver import ReceiverOptions, WebhookReceiver
+from .remote_client import check_options, redact
+from .remote_queue import RemoteWriteQueue
+from .remote_sink import RemoteWriteSink
 from .store import SeriesStore, StoreLimits
+from .web import ListenerFilter, require_auth
 
 log = logging.getLogger("zoom_qss_exporter")
 
@@ -53,11 +60,25 @@ class Exporter:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
+        self.remote_write: RemoteWriteQueue | None = None
+        sink = None
+        if settings.remote_write is not None:
+            check_options(settings.remote_write)
+            self.remote_write = RemoteWriteQueue(settings.remote_write)
+            self.registry.register(self.remote_write)
+            sink = RemoteWriteSink(
+                self.remote_write, settings.dedup_window, settings.summary_ttl, settings.max_series
+            )
+        self.archive: Archive | None = None
+        if settings.archive is not None:
+            self.archive = Archive(settings.archive, clock)
+            self.registry.register(self.archive)
         self.pipeline = Pipeline(
             self.store,
             self.fleet,
             self.health,
             PipelineOptions(settings.convert, settings.per_participant),
+            sink,
         )
         self.receiver = WebhookReceiver(
             ReceiverOptions(
@@ -65,10 +86,13 @@ class Exporter:
                 settings.skip_signature_verification,
                 settings.replay_window,
                 settings.max_request_bytes,
+                read_timeout=settings.read_timeout,
+                unauthenticated_rate_limit=settings.unauthenticated_rate_limit,
             ),
             self.pipeline,
             self.health,
             clock,
+            self.archive,
         )
 
     def expire(self) -> int:
@@ -89,6 +113,7 @@ class Exporter:
                 (s.telemetry_path, "metrics"),
                 ("/-/healthy", "liveness"),
                 ("/-/ready", "readiness"),
+                (OPENAPI_PATH, "OpenAPI document of this interface"),
             )
         )
         page = (
@@ -155,24 +180,49 @@ def create_app(exporter: Exporter) -> Starlette:
                 s.webhook_path,
             )
         task = asyncio.create_task(_expire_forever(exporter))
+        remote = exporter.remote_write
+        if remote is not None:
+            log.info("remote write to %s", redact(remote.options.url))
+            remote.start()
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if remote is not None:  # the server takes no more events now: drain the queue
+                await remote.close(remote.options.shutdown_timeout)
+            if exporter.archive is not None:
+                exporter.archive.close()
+
+    document = openapi_bytes(s)
+    auth = s.metrics_auth.load() if s.metrics_auth is not None else None  # MetricsAuthError
+
+    async def openapi(request: Request) -> Response:
+        return Response(document, media_type="application/json")
 
     return Starlette(
         routes=[
             Route(s.webhook_path, exporter.receiver.handle, methods=["POST"]),
-            Route(s.telemetry_path, exporter.metrics, methods=["GET"]),
+            Route(s.telemetry_path, require_auth(exporter.metrics, auth), methods=["GET"]),
+            Route(OPENAPI_PATH, openapi, methods=["GET"]),
             Route("/-/healthy", _healthy, methods=["GET", "HEAD"]),
             Route("/-/ready", _ready, methods=["GET", "HEAD"]),
             Route("/", exporter.landing, methods=["GET"]),
         ],
         exception_handlers={404: _not_found, 405: _not_allowed, 500: _server_error},
+        middleware=_listener_middleware(s),
         lifespan=lifespan,
     )
+
+
+def _listener_middleware(s: Settings) -> list[Middleware]:
+    """With an internal address, the public one serves only the webhook and the document."""
+    if s.internal_listen is None:
+        return []
+    public = (s.webhook_path, OPENAPI_PATH)
+    internal = (s.telemetry_path, "/-/healthy", "/-/ready", "/", OPENAPI_PATH)
+    return [Middleware(ListenerFilter, s.internal_listen, public, internal)]
 
 
 async def _expire_forever(exporter: Exporter) -> None:

@@ -1,4 +1,4 @@
-"""``zoom-qss-exporter``: ``serve`` (the default) and ``simulate``."""
+"""``zoom-qss-exporter``: ``serve`` (the default), ``simulate`` and ``replay``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from . import __version__
 from .config import ConfigError, add_serve_arguments, settings_from_args
 
-COMMANDS = ("serve", "simulate")
+COMMANDS = ("serve", "simulate", "replay")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .simulate import add_arguments
 
     add_arguments(simulate_parser)
+    replay_parser = commands.add_parser(
+        "replay", help="send archived events again: to remote write (backfill) or an exporter"
+    )
+    from . import replay
+
+    try:
+        replay.add_arguments(replay_parser, os.environ)
+    except ConfigError as error:
+        parser.error(str(error))
     return parser
 
 
@@ -47,6 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .simulate import run
 
         return run(args)
+    if args.command == "replay":
+        from . import replay
+
+        return replay.run(args)
     return _serve(args)
 
 
@@ -56,30 +69,35 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"zoom-qss-exporter: error: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    import uvicorn
+    from . import logs
 
+    logs.configure(settings.log_level, settings.log_format)
     from .app import Exporter, create_app
+    from .archive import ArchiveError
+    from .remote_client import RemoteWriteError
+    from .security import MetricsAuthError
 
-    app = create_app(Exporter(settings))
+    try:
+        app = create_app(Exporter(settings))
+    except (RemoteWriteError, ArchiveError, MetricsAuthError) as error:
+        print(f"zoom-qss-exporter: error: {error}", file=sys.stderr)
+        return 2
+    internal = settings.internal_listen
     logging.getLogger("zoom_qss_exporter").info(
-        "listening on %s:%d (webhook %s, metrics %s)",
+        "listening on %s:%d (webhook %s, metrics %s%s)",
         settings.host,
         settings.port,
         settings.webhook_path,
         settings.telemetry_path,
+        f" on {internal[0]}:{internal[1]}" if internal else "",
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=False,
-        timeout_graceful_shutdown=10,
-    )
+    from .web import serve
+
+    try:
+        serve(app, settings)
+    except OSError as error:  # the address is taken or not ours
+        print(f"zoom-qss-exporter: error: cannot listen: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

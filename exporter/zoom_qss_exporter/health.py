@@ -44,6 +44,7 @@ class Outcome(Enum):
     UNKNOWN_EVENT = "unknown_event"
     STALE = "stale"
     REJECTED_OVERLOAD = "rejected_overload"
+    RATE_LIMITED = "rate_limited"  # failed the signature check too often (429)
 
 
 def event_label(name: object) -> str:

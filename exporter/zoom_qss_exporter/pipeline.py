@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from .convert import ConvertOptions, convert
+from .convert import Conversion, ConvertOptions, convert
 from .events import Event
 from .fleet import FleetMetrics
 from .health import HealthMetrics, Outcome
@@ -17,6 +18,16 @@ class PipelineOptions:
     per_participant: bool = True  # off: fleet metrics only, the store stays empty
 
 
+class Sink(Protocol):
+    """Another destination of every conversion (remote write), offered it before the store
+    and the fleet metrics see it: a refusal leaves no trace anywhere, so Zoom's redelivery of
+    the event (it is answered 503) is not a duplicate."""
+
+    def offer(self, conversion: Conversion, now: float) -> bool: ...
+
+    def expire(self, now: float) -> None: ...
+
+
 class Pipeline:
     def __init__(
         self,
@@ -24,15 +35,20 @@ class Pipeline:
         fleet: FleetMetrics,
         health: HealthMetrics,
         options: PipelineOptions,
+        sink: Sink | None = None,
     ) -> None:
         self.store = store
         self.fleet = fleet
         self.health = health
         self.options = options
+        self.sink = sink
 
     def ingest(self, event: Event, now: float) -> Outcome:
-        """``stale`` when the event held samples and not one of them was new."""
+        """``stale`` when the event held samples and not one of them was new;
+        ``rejected_overload`` when the sink is full (nothing is applied then)."""
         conversion = convert(event, self.options.convert)
+        if self.sink is not None and not self.sink.offer(conversion, now):
+            return Outcome.REJECTED_OVERLOAD
         skipped = conversion.skipped
         counted, repeated = self.fleet.observe(conversion.fleet, now)
         if repeated:
@@ -49,4 +65,6 @@ class Pipeline:
 
     def expire(self, now: float) -> int:
         self.fleet.ledger.expire(now)
+        if self.sink is not None:
+            self.sink.expire(now)
         return self.store.expire(now)

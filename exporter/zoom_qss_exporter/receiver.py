@@ -1,14 +1,18 @@
 """The webhook endpoint: size -> signature -> content type -> JSON -> schema -> pipeline.
 
 Authentication comes before any parsing, so an unsigned body costs one HMAC per configured
-token and nothing more. Every refusal is a JSON ``{"error": ...}`` with the status Zoom's
-retry logic expects (4xx is never retried; 5xx would be).
+token and nothing more; a client that keeps failing it is answered 429, from its headers
+alone when they are already wrong. A body must arrive within the read timeout (408). Every
+refusal is a JSON ``{"error": ...}`` with the status Zoom's retry logic expects (4xx is never
+retried; 5xx would be).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,13 +20,16 @@ from dataclasses import dataclass
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from .archive import Archive
 from .events import EVENT_MODELS, ValidationError, describe_validation_error
 from .health import UNVERIFIED, URL_VALIDATION, HealthMetrics, Outcome, event_label
 from .pipeline import Pipeline
+from .security import RateLimiter
 from .signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     SignatureError,
+    check_headers,
     url_validation_token,
     verify_signature,
 )
@@ -36,16 +43,26 @@ class ReceiverOptions:
     skip_signature_verification: bool = False
     replay_window: float = 300.0
     max_request_bytes: int = 1 << 20
+    read_timeout: float = 10.0  # seconds for the whole body; 0: none
+    unauthenticated_rate_limit: float = 0.0  # signature failures per second per client; 0: none
 
 
 class Refusal(Exception):
     """Ends a request early with ``status`` and a human-readable reason."""
 
-    def __init__(self, status: int, message: str, event: str, outcome: Outcome) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        event: str,
+        outcome: Outcome,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.event = event
         self.outcome = outcome
+        self.headers = headers
 
 
 def _reject_constant(name: str) -> float:
@@ -59,11 +76,17 @@ class WebhookReceiver:
         pipeline: Pipeline,
         health: HealthMetrics,
         clock: Callable[[], float] = time.time,
+        archive: Archive | None = None,
     ) -> None:
         self.options = options
         self.pipeline = pipeline
         self.health = health
         self.clock = clock
+        self.archive = archive
+        rate = options.unauthenticated_rate_limit
+        self.limiter = (
+            RateLimiter(rate) if rate > 0 and not options.skip_signature_verification else None
+        )
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -74,15 +97,30 @@ class WebhookReceiver:
         except Refusal as refusal:
             event, outcome = refusal.event, refusal.outcome
             self.health.count_event(event, outcome)
-            log.info("refused delivery %s: %s %s (%s)", request_id, refusal.status, refusal, event)
-            response = JSONResponse({"error": str(refusal)}, status_code=refusal.status)
+            log.log(  # one line per rate-limited request would be a log flood
+                logging.DEBUG if outcome is Outcome.RATE_LIMITED else logging.INFO,
+                "refused delivery",
+                extra={
+                    "event": event,
+                    "outcome": outcome.value,
+                    "status": refusal.status,
+                    "request_id": request_id,
+                    "reason": str(refusal),
+                },
+            )
+            response = JSONResponse(
+                {"error": str(refusal)}, status_code=refusal.status, headers=refusal.headers
+            )
         self.health.processing.observe((event,), time.perf_counter() - started)
         return response
 
     async def _handle(self, request: Request, headers: dict[str, str]) -> tuple[str, Response]:
-        body = await self._read_body(request, headers)
         now = self.clock()
-        token = self._verify(headers, body, now)
+        client = request.scope.get("client")
+        address = client[0] if client else ""
+        limited = self._limited(address, headers, now)
+        body = await self._read_body(request, headers)
+        token = self._verify(headers, body, now, address, limited)
         request_id = headers.get("x-zm-request-id", "")
         content_type = headers.get("content-type", "")
         if content_type.partition(";")[0].strip().lower() != "application/json":
@@ -96,7 +134,12 @@ class WebhookReceiver:
         name = document.get("event")
         label = event_label(name)
         if name == URL_VALIDATION:
-            return label, self._url_validation(document, token)
+            answer = self._url_validation(document, token)
+            log.info(
+                "answered endpoint.url_validation",
+                extra={"event": label, "outcome": "accepted", "request_id": request_id},
+            )
+            return label, answer
         if not isinstance(name, str) or not name:
             raise Refusal(
                 422, "event: a non-empty string is required", label, Outcome.INVALID_PAYLOAD
@@ -104,7 +147,11 @@ class WebhookReceiver:
         model = EVENT_MODELS.get(name)
         if model is None:
             self.health.count_event(label, Outcome.UNKNOWN_EVENT)
-            log.info("ignored unknown event %r (delivery %s)", name[:80], request_id)
+            log.info(
+                "ignored unknown event %r",
+                name[:80],
+                extra={"event": label, "outcome": "unknown_event", "request_id": request_id},
+            )
             return label, JSONResponse({"status": "ignored", "reason": "unknown event"})
         try:
             event = model.model_validate(document)
@@ -113,9 +160,17 @@ class WebhookReceiver:
                 422, describe_validation_error(error), label, Outcome.INVALID_PAYLOAD
             ) from None
         outcome = self.pipeline.ingest(event, now)
+        if outcome is Outcome.REJECTED_OVERLOAD:  # nothing was applied: Zoom delivers it again
+            raise Refusal(503, "remote-write queue is full: deliver again later", label, outcome)
+        if self.archive is not None:
+            self.archive.append(body, document, now, request_id)
         self.health.count_event(label, outcome)
         self.health.last_event.set(now)
-        log.debug("delivery %s: %s %s", request_id, name, outcome.value)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "delivery",
+                extra={"event": label, "outcome": outcome.value, "request_id": request_id},
+            )
         return label, Response(_STATUS_BODIES[outcome], media_type="application/json")
 
     async def _read_body(self, request: Request, headers: dict[str, str]) -> bytes:
@@ -126,11 +181,20 @@ class WebhookReceiver:
         chunks: list[bytes] = []
         size = 0
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                chunks.append(chunk)
+            async with asyncio.timeout(self.options.read_timeout or None):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise _too_large(limit)
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise Refusal(
+                408,
+                f"request body not received within {self.options.read_timeout:g} s",
+                UNVERIFIED,
+                Outcome.INVALID_PAYLOAD,
+                {"connection": "close"},
+            ) from None
         except ClientDisconnect:
             raise Refusal(
                 400,
@@ -140,8 +204,27 @@ class WebhookReceiver:
             ) from None
         return b"".join(chunks)
 
-    def _verify(self, headers: dict[str, str], body: bytes, now: float) -> str | None:
-        """The token that signed the request; ``None`` when verification is switched off."""
+    def _limited(self, client: str, headers: dict[str, str], now: float) -> bool:
+        """Whether ``client`` is over its failure rate; if so, and its headers already fail,
+        it is refused before its body is read."""
+        if self.limiter is None or not self.limiter.exhausted(client, now):
+            return False
+        try:
+            check_headers(
+                headers.get(TIMESTAMP_HEADER),
+                headers.get(SIGNATURE_HEADER),
+                now,
+                self.options.replay_window,
+            )
+        except SignatureError:
+            raise _rate_limited() from None
+        return True
+
+    def _verify(
+        self, headers: dict[str, str], body: bytes, now: float, client: str, limited: bool
+    ) -> str | None:
+        """The token that signed the request; ``None`` when verification is switched off.
+        A valid signature is honoured even over the rate limit: the limit counts failures."""
         if self.options.skip_signature_verification:
             return None
         try:
@@ -154,6 +237,10 @@ class WebhookReceiver:
                 self.options.replay_window,
             )
         except SignatureError as error:
+            if limited:
+                raise _rate_limited() from None
+            if self.limiter is not None:
+                self.limiter.charge(client, now)
             raise Refusal(401, str(error), UNVERIFIED, Outcome.INVALID_SIGNATURE) from None
 
     def _url_validation(self, document: dict[str, object], token: str | None) -> Response:
@@ -176,7 +263,6 @@ class WebhookReceiver:
                 )
             token = self.options.secret_tokens[0]
         self.health.count_event(URL_VALIDATION, Outcome.ACCEPTED)
-        log.info("answered endpoint.url_validation")
         return JSONResponse(
             {"plainToken": plain, "encryptedToken": url_validation_token(token, plain)}
         )
@@ -198,16 +284,36 @@ _WANTED = frozenset(
 
 
 def _headers(request: Request) -> dict[str, str]:
-    """The few headers the receiver reads, in one pass over the raw list."""
-    return {
-        name.decode("latin-1"): value.decode("latin-1")
-        for name, value in request.scope["headers"]
-        if name in _WANTED
-    }
+    """The few headers the receiver reads, in one pass over the raw list. A repeated header
+    is joined with ", " as HTTP lists are, so a doubled signature or content type fails its
+    check instead of one of the copies silently winning."""
+    found: dict[str, str] = {}
+    for name, value in request.scope["headers"]:
+        if name in _WANTED:
+            key = name.decode("latin-1")
+            text = value.decode("latin-1")
+            found[key] = found[key] + ", " + text if key in found else text
+    return found
 
 
 def _too_large(limit: int) -> Refusal:
-    return Refusal(413, f"request body exceeds {limit} bytes", UNVERIFIED, Outcome.INVALID_PAYLOAD)
+    return Refusal(
+        413,
+        f"request body exceeds {limit} bytes",
+        UNVERIFIED,
+        Outcome.INVALID_PAYLOAD,
+        {"connection": "close"},  # the rest of the body is never read
+    )
+
+
+def _rate_limited() -> Refusal:
+    return Refusal(
+        429,
+        "too many requests failed the signature check: slow down",
+        UNVERIFIED,
+        Outcome.RATE_LIMITED,
+        {"retry-after": "1"},
+    )
 
 
 def _parse_json(body: bytes) -> dict[str, object]:
@@ -232,4 +338,17 @@ def _parse_json(body: bytes) -> dict[str, object]:
             event_label(None),
             Outcome.INVALID_PAYLOAD,
         )
+    if _SURROGATE_ESCAPE.search(body) is not None:
+        try:  # a lone surrogate cannot be written as UTF-8: no label value may hold one
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise Refusal(
+                400,
+                "body is not valid JSON text: an unpaired UTF-16 surrogate escape",
+                event_label(None),
+                Outcome.INVALID_PAYLOAD,
+            ) from None
     return document
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")

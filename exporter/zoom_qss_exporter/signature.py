@@ -42,16 +42,7 @@ def verify_signature(
     Every token is tried (rotation) and each comparison is constant-time, so neither the
     answer nor its timing tells an attacker how close a guess was.
     """
-    if not timestamp:
-        raise SignatureError(f"missing {TIMESTAMP_HEADER} header")
-    if not signature:
-        raise SignatureError(f"missing {SIGNATURE_HEADER} header")
-    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
-        raise SignatureError(f"{TIMESTAMP_HEADER} is not a Unix time in seconds")
-    if abs(now - int(timestamp)) > window:
-        raise SignatureError(f"{TIMESTAMP_HEADER} is outside the replay window of {window:g} s")
-    if not signature.isascii():
-        raise SignatureError("signature does not match")
+    timestamp, signature = check_headers(timestamp, signature, now, window)
     given = signature.encode("ascii")
     matched: str | None = None
     for token in tokens:
@@ -61,6 +52,27 @@ def verify_signature(
     if matched is None:
         raise SignatureError("signature does not match")
     return matched
+
+
+def check_headers(
+    timestamp: str | None, signature: str | None, now: float, window: float
+) -> tuple[str, str]:
+    """What can be refused from the headers alone, before the body is read: missing or
+    malformed headers, and a timestamp outside the replay window."""
+    if not timestamp:
+        raise SignatureError(f"missing {TIMESTAMP_HEADER} header")
+    if not signature:
+        raise SignatureError(f"missing {SIGNATURE_HEADER} header")
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        raise SignatureError(f"{TIMESTAMP_HEADER} is not a Unix time in seconds")
+    if abs(now - int(timestamp)) > window:
+        raise SignatureError(f"{TIMESTAMP_HEADER} is outside the replay window of {window:g} s")
+    if not signature.isascii() or len(signature) != _SIGNATURE_LENGTH:
+        raise SignatureError("signature does not match")
+    return timestamp, signature
+
+
+_SIGNATURE_LENGTH = len("v0=") + 64  # hex of SHA-256
 
 
 def url_validation_token(token: str, plain_token: str) -> str:

@@ -58,6 +58,8 @@ def _read_quantity(raw: object, units: Mapping[str, float]) -> float | None:
     if isinstance(raw, bool):
         raise InvalidValue(f"boolean {raw!r} is not a number")
     if isinstance(raw, int | float):
+        if isinstance(raw, int) and not -(10**308) < raw < 10**308:  # float() would overflow
+            raise InvalidValue(f"{str(raw)[:40]}... is too large")
         number, unit = float(raw), ""
     elif isinstance(raw, str):
         if raw.strip().lower() in _NO_VALUE:

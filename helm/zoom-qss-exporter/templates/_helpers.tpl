@@ -117,3 +117,32 @@ skipSignatureVerification and no token given.
 {{- define "zoom-qss-exporter.hasToken" -}}
 {{- if or .Values.secretToken .Values.existingSecret (not .Values.config.zoom.skipSignatureVerification) }}true{{ end }}
 {{- end }}
+
+{{/*
+The remote-write headers as ZOOM_QSS_REMOTE_WRITE_HEADER wants them: one "Name: value" a line.
+*/}}
+{{- define "zoom-qss-exporter.remoteWriteHeaders" -}}
+{{- $lines := list }}
+{{- range $name, $value := .headers }}
+{{- $lines = append $lines (printf "%s: %s" $name $value) }}
+{{- end }}
+{{- join "\n" $lines }}
+{{- end }}
+
+{{/*
+"true" when remote write needs files from Secrets (bearer token, password, TLS), mounted
+read-only at /etc/zoom-qss-exporter/remote-write. Fails on settings that cannot work.
+*/}}
+{{- define "zoom-qss-exporter.remoteWriteFiles" -}}
+{{- $rw := .Values.config.remoteWrite }}
+{{- if and $rw.bearerToken.secretName $rw.basicAuth.username }}
+{{- fail "config.remoteWrite: set either bearerToken.secretName or basicAuth, not both" }}
+{{- end }}
+{{- if and $rw.basicAuth.passwordSecretName (not $rw.basicAuth.username) }}
+{{- fail "config.remoteWrite.basicAuth.passwordSecretName needs basicAuth.username" }}
+{{- end }}
+{{- if and $rw.tls.keyKey (not $rw.tls.certKey) }}
+{{- fail "config.remoteWrite.tls.keyKey needs tls.certKey (a client certificate)" }}
+{{- end }}
+{{- if and $rw.url (or $rw.bearerToken.secretName $rw.basicAuth.passwordSecretName (and $rw.tls.secretName (or $rw.tls.caKey $rw.tls.certKey))) }}true{{ end }}
+{{- end }}

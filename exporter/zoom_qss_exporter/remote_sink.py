@@ -1,0 +1,169 @@
+"""What of each converted event goes to remote write, and in which request.
+
+Sent: every per-participant and per-call gauge sample, at Zoom's own time of it (``date_time``,
+or ``event_ts`` for summaries), and ``zoom_participant_info`` (value 1 at ``event_ts``). The
+fleet histograms and counters and the exporter's own metrics are not sent: they are
+cumulative per process and stay on each replica's ``/metrics`` (docs/remote-write.md).
+
+Two pieces of per-replica state, both bounded in time:
+
+- the newest time already queued per sample stream. An item not newer than that (Zoom's
+  redelivery, or its retry of an event answered 503 while newer ones got through) is queued
+  in a chunk of its own, so that a receiver refusing it does not refuse good samples with it.
+- ``zoom_participant_info``, merged as the pull store merges it (newest values win, an empty
+  value never erases a known one), so that an event carrying only part of a participant's
+  metadata does not start a second info series. When the merged labels change, the old
+  series gets a staleness marker, as a scrape would give it (in a request of its own). It is
+  written only once the metadata holds more than a user name (a ``*_data`` or
+  ``*_data_summary`` event came by): with several replicas, one that saw only a participant's
+  QoS events would otherwise write a second, emptier info series for them, and joins on it
+  would find two.
+
+Nothing changes unless the queue takes the whole event: a refused event leaves no trace, so
+Zoom's redelivery of it is not a duplicate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
+
+from .convert import Conversion, Owner
+from .families import INFO_LABELS, PARTICIPANT_INFO, Lifetime
+from .remote_queue import Chunk
+from .remote_write import STALE_NAN, Point
+
+StreamKey = tuple[bool, tuple[str, ...]]  # (per-sample lifetime?, the stream's label values)
+_INFO_KEYS = INFO_LABELS[3:]
+
+
+class ChunkQueue(Protocol):
+    """Takes all of the chunks or none (:class:`~.remote_queue.RemoteWriteQueue`)."""
+
+    def offer(self, chunks: Sequence[Chunk]) -> bool: ...
+
+
+class _Info(NamedTuple):
+    timestamp: float  # event time of the newest metadata merged in
+    values: tuple[str, ...]  # in INFO_LABELS[3:] order
+    sent: tuple[str, ...] | None  # the label values last queued (all INFO_LABELS)
+    sent_at: float  # their time
+    updated: float  # our clock, for the TTL
+
+
+class _Ledger:
+    """Newest queued time per stream, remembered at least ``window`` seconds (two
+    generations, as the fleet metrics' ledger)."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._current: dict[StreamKey, float] = {}
+        self._previous: dict[StreamKey, float] = {}
+        self._rotated: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._current.keys() | self._previous.keys())
+
+    def get(self, key: StreamKey) -> float | None:
+        known = self._current.get(key)
+        return self._previous.get(key) if known is None else known
+
+    def record(self, key: StreamKey, timestamp: float) -> None:
+        self._current[key] = timestamp
+
+    def expire(self, now: float) -> None:
+        if self._rotated is None:
+            self._rotated = now
+        elif now - self._rotated >= self.window:
+            self._previous, self._current = self._current, {}
+            self._rotated = now
+
+
+class RemoteWriteSink:
+    def __init__(self, queue: ChunkQueue, window: float, info_ttl: float, max_owners: int) -> None:
+        self.queue = queue
+        self.info_ttl = info_ttl
+        self.max_owners = max_owners
+        self._ledger = _Ledger(window)
+        self._info: dict[Owner, _Info] = {}
+
+    def offer(self, conversion: Conversion, now: float) -> bool:
+        """Queue the event's samples, all or nothing; False when the queue is full."""
+        chunks, newest = self._samples(conversion)
+        info, info_chunks = self._info_update(conversion, now)
+        chunks.extend(info_chunks)
+        if not chunks:
+            return True
+        if not self.queue.offer(chunks):
+            return False
+        for key, timestamp in newest:
+            self._ledger.record(key, timestamp)
+        if info is not None and conversion.info is not None:
+            self._info[conversion.info.owner] = info
+        return True
+
+    def _samples(self, conversion: Conversion) -> tuple[list[Chunk], list[tuple[StreamKey, float]]]:
+        """The in-order samples as one chunk, each late item as a chunk of its own."""
+        fresh: list[Point] = []
+        chunks: list[Chunk] = []
+        newest: list[tuple[StreamKey, float]] = []
+        key: StreamKey | None = None
+        when = 0.0
+        group = fresh
+        for family, stream, value, timestamp, stat in conversion.samples:
+            this = (family.lifetime is Lifetime.SAMPLE, stream)
+            if this != key or timestamp != when:
+                key, when = this, timestamp
+                known = self._ledger.get(key)
+                if known is not None and timestamp <= known:
+                    group = []
+                    chunks.append(Chunk(group, alone=True))
+                else:
+                    group = fresh
+                    newest.append((key, timestamp))
+            labels = (*stream, stat) if stat else stream
+            group.append(Point(family, labels, value, timestamp))
+        if fresh:
+            chunks.insert(0, Chunk(fresh))
+        return chunks, newest
+
+    def _info_update(self, conversion: Conversion, now: float) -> tuple[_Info | None, list[Chunk]]:
+        """The merged metadata to keep, and what to queue for it: nothing for an event not
+        newer than the info last queued (it may fill in unknown values: the next event sends
+        them)."""
+        update = conversion.info
+        if update is None:
+            return None, []
+        owner = update.owner
+        new = tuple(update.values.get(k, "") for k in _INFO_KEYS)
+        record = self._info.get(owner)
+        if record is None:
+            if len(self._info) >= self.max_owners:  # past the cap: this event's view, unmerged
+                if not any(new[1:]):
+                    return None, []
+                return None, [
+                    Chunk([Point(PARTICIPANT_INFO, (*owner, *new), 1.0, update.timestamp)])
+                ]
+            record = _Info(update.timestamp, new, None, 0.0, now)
+        if update.timestamp >= record.timestamp:
+            values = tuple(n or o for n, o in zip(new, record.values, strict=True))
+            timestamp = update.timestamp
+        else:
+            values = tuple(o or n for n, o in zip(new, record.values, strict=True))
+            timestamp = record.timestamp
+        if not any(values[1:]) or (record.sent is not None and update.timestamp <= record.sent_at):
+            return _Info(timestamp, values, record.sent, record.sent_at, now), []
+        labels = (*owner, *values)
+        chunks = [Chunk([Point(PARTICIPANT_INFO, labels, 1.0, update.timestamp)])]
+        if record.sent is not None and record.sent != labels:  # ends the old series, as a scrape
+            # A millisecond later than the event: another replica may still write the old
+            # series at the event's time, and two values at one time would be refused.
+            marker = Point(PARTICIPANT_INFO, record.sent, STALE_NAN, update.timestamp + 0.001)
+            chunks.append(Chunk([marker], alone=True))
+        return _Info(timestamp, values, labels, update.timestamp, now), chunks
+
+    def expire(self, now: float) -> None:
+        self._ledger.expire(now)
+        cutoff = now - self.info_ttl
+        for owner in [o for o, record in self._info.items() if record.updated < cutoff]:
+            del self._info[owner]

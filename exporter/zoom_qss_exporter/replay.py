@@ -1,0 +1,224 @@
+"""``zoom-qss-exporter replay FILE...``: send archived events again.
+
+Two destinations:
+
+- ``--remote-write.url``: through the same pipeline as ``serve`` (models, conversion, the
+  remote-write sink and queue) to a remote-write receiver, with the samples' original Zoom
+  timestamps: a backfill after an outage the queue could not ride out. A full queue makes the
+  replay wait, never drop. The receiver must accept samples that old (Prometheus: inside its
+  out-of-order window; docs/remote-write.md).
+- ``--target``: POST each event, signed anew, to a running exporter's webhook (a fresh one,
+  to reproduce what happened); a 503 or 5xx is retried with backoff, as Zoom would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from prometheus_client import CollectorRegistry
+
+from .archive import ArchivedEvent, read_archive
+from .config import (
+    TOKEN_ENV,
+    ConfigError,
+    add_remote_write_arguments,
+    env_flag,
+    parse_duration,
+    remote_write_from_args,
+)
+from .convert import ConvertOptions, UserNameMode
+from .events import EVENT_MODELS, ValidationError
+from .fleet import FleetMetrics, SampleLedger
+from .health import HealthMetrics, Outcome
+from .pipeline import Pipeline, PipelineOptions
+from .remote_client import RemoteWriteError, RemoteWriteOptions, check_options
+from .remote_queue import RemoteWriteQueue
+from .remote_sink import RemoteWriteSink
+from .signature import sign_headers
+from .store import SeriesStore, StoreLimits
+
+_FOREVER = float("inf")
+
+
+@dataclass
+class ReplayReport:
+    files: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)  # per event
+    problems: list[str] = field(default_factory=list)  # unreadable lines, refused events
+    sent: int = 0
+    failed: dict[str, int] = field(default_factory=dict)
+    dropped: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not any(self.failed.values()) and not self.dropped
+
+    def render(self) -> str:
+        events = sum(self.outcomes.values())
+        parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(self.outcomes.items()))
+        lines = [f"replay: {events} events from {self.files} files ({parts or 'none'})"]
+        if self.sent or self.failed or self.dropped:
+            failed = sum(self.failed.values())
+            reasons = ", ".join(f"{r} {n}" for r, n in self.failed.items() if n)
+            lines.append(
+                f"replay: remote write: {self.sent} samples sent, {failed} refused"
+                + (f" ({reasons})" if reasons else "")
+                + f", {self.dropped} dropped"
+            )
+        lines += [f"replay: {problem}" for problem in self.problems[:20]]
+        if len(self.problems) > 20:
+            lines.append(f"replay: ... and {len(self.problems) - 20} more problems")
+        return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE", help="archive files")
+    parser.add_argument(
+        "--target",
+        default="",
+        help="URL of a running exporter's webhook to POST the events to, instead of "
+        "--remote-write.url",
+    )
+    parser.add_argument(  # no %(default)s: --help must not show the secret
+        "--secret-token",
+        default=next((t.strip() for t in environ.get(TOKEN_ENV, "").split(",") if t.strip()), ""),
+        help=f"with --target: secret token to sign with (default: the first of {TOKEN_ENV}; "
+        "none: unsigned)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=parse_duration,
+        default=300.0,
+        help="how long to keep sending once every event is queued (default 5m)",
+    )
+    add_remote_write_arguments(parser, environ)
+    env_flag(  # the same labels as the exporter that received the events
+        parser,
+        environ,
+        "--privacy.user-name",
+        UserNameMode,
+        "plain",
+        "user_name label of zoom_participant_info: plain, hash or off.",
+        choices=list(UserNameMode),
+    )
+    env_flag(parser, environ, "--privacy.hash-salt", str, "", "Salt for --privacy.user-name=hash.")
+
+
+def run(args: argparse.Namespace) -> int:
+    """0 when every event was replayed and every sample accepted; 1 if not; 2 on bad options."""
+    try:
+        options = remote_write_from_args(args)
+        if (options is None) == (not args.target):
+            raise ConfigError("give exactly one of --remote-write.url and --target")
+        if options is not None:
+            check_options(options)
+    except (ConfigError, RemoteWriteError) as error:
+        print(f"zoom-qss-exporter replay: error: {error}", file=sys.stderr)
+        return 2
+    report = ReplayReport(files=len(args.files))
+    events = read_archive(args.files, report.problems)
+    try:
+        if options is not None:
+            convert = ConvertOptions(
+                getattr(args, "privacy.user_name"), getattr(args, "privacy.hash_salt")
+            )
+            asyncio.run(to_remote_write(events, options, convert, args.drain_timeout, report))
+        else:
+            to_webhook(events, args.target, args.secret_token, args.drain_timeout, report)
+    except (OSError, RemoteWriteError) as error:
+        print(report.render(), flush=True)
+        print(f"zoom-qss-exporter replay: error: {error}", file=sys.stderr)
+        return 2
+    print(report.render(), flush=True)
+    return 0 if report.ok else 1
+
+
+async def to_remote_write(
+    events: Iterable[ArchivedEvent],
+    options: RemoteWriteOptions,
+    convert: ConvertOptions,
+    drain_timeout: float,
+    report: ReplayReport,
+) -> None:
+    """Each event through the pipeline into the queue, waiting whenever the queue is full."""
+    queue = RemoteWriteQueue(options)
+    sink = RemoteWriteSink(queue, _FOREVER, _FOREVER, 1 << 62)
+    pipeline = Pipeline(
+        SeriesStore(StoreLimits(max_series=1)),  # unused: per-participant series are off
+        FleetMetrics(SampleLedger(_FOREVER)),
+        HealthMetrics(CollectorRegistry()),
+        PipelineOptions(convert, per_participant=False),
+        sink,
+    )
+    queue.start()
+    try:
+        for archived in events:
+            name = archived.event.get("event")
+            model = EVENT_MODELS.get(name) if isinstance(name, str) else None
+            if model is None:
+                report.outcomes["ignored"] += 1
+                continue
+            try:
+                event = model.model_validate(archived.event)
+            except ValidationError as error:
+                report.outcomes["invalid"] += 1
+                report.problems.append(f"{archived.request_id or name}: {error.errors()[0]['msg']}")
+                continue
+            while (outcome := pipeline.ingest(event, archived.received_at)) is (
+                Outcome.REJECTED_OVERLOAD
+            ):
+                await queue.wait_for_room()
+            report.outcomes[outcome.value] += 1
+    finally:
+        report.dropped = await queue.close(drain_timeout)
+        report.sent = queue.sent_total
+        report.failed = dict(queue.failed_total)
+
+
+def to_webhook(
+    events: Iterable[ArchivedEvent],
+    target: str,
+    token: str,
+    give_up_after: float,
+    report: ReplayReport,
+) -> None:
+    """POST each event as Zoom would: signed now, retried on 5xx and transport errors."""
+    with httpx.Client(timeout=10.0) as client:
+        for archived in events:
+            body = json.dumps(archived.event).encode()
+            deadline = time.monotonic() + give_up_after
+            delay = 0.25
+            while True:
+                headers = {"content-type": "application/json"}
+                if archived.request_id:
+                    headers["x-zm-request-id"] = archived.request_id
+                if token:
+                    headers.update(sign_headers(token, int(time.time()), body))
+                try:
+                    response = client.post(target, content=body, headers=headers)
+                    status, answer = response.status_code, response.text[:200]
+                except httpx.TransportError as error:
+                    status, answer = 0, str(error) or type(error).__name__
+                if 0 < status < 500:
+                    break
+                if time.monotonic() + delay > deadline:
+                    break
+                time.sleep(delay)  # Zoom's retry, compressed: the exporter asked for it
+                delay = min(delay * 2, 10.0)
+            if 200 <= status < 300:
+                try:
+                    report.outcomes[str(response.json().get("status", "accepted"))] += 1
+                except ValueError:
+                    report.outcomes["accepted"] += 1
+            else:
+                report.outcomes["refused"] += 1
+                report.problems.append(f"{archived.request_id or '-'}: {status} {answer}")

@@ -1,0 +1,109 @@
+"""The HTTP surface around the routes: which listener serves which paths, authentication of
+the metrics, and serving one or two listening sockets from one uvicorn server.
+
+Two listeners share one process, one event loop and one store: the public one (Zoom's
+webhook) and, optionally, an internal one for Prometheus and the kubelet. Each request is
+routed by the local address it arrived on (``scope["server"]``), so a path of the other
+listener is a 404 there, whatever the Host header says.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable, Collection
+
+import uvicorn
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .config import Settings
+from .security import MetricsAuth
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+
+
+def require_auth(endpoint: Endpoint, auth: MetricsAuth | None) -> Endpoint:
+    """``endpoint`` behind the metrics credentials, when there are any."""
+    if auth is None:
+        return endpoint
+
+    async def guarded(request: Request) -> Response:
+        if auth.allows(request.headers.get("authorization", "")):
+            return await endpoint(request)
+        return JSONResponse(
+            {"error": "authentication required"},
+            status_code=401,
+            headers={"www-authenticate": auth.challenge},
+        )
+
+    return guarded
+
+
+def on_listener(server: tuple[str, int] | None, listener: tuple[str, int]) -> bool:
+    """Whether a connection whose local address is ``server`` came in on ``listener``."""
+    if server is None:
+        return False
+    host, port = listener
+    return server[1] == port and (host in _WILDCARDS or server[0] == host)
+
+
+class ListenerFilter:
+    """Serves each path only on its listener: ``internal_paths`` on the internal address,
+    ``public_paths`` everywhere else."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        internal: tuple[str, int],
+        public_paths: Collection[str],
+        internal_paths: Collection[str],
+    ) -> None:
+        self.app = app
+        self.internal = internal
+        self.public_paths = frozenset(public_paths)
+        self.internal_paths = frozenset(internal_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            internal = on_listener(scope.get("server"), self.internal)
+            if scope["path"] not in (self.internal_paths if internal else self.public_paths):
+                response = JSONResponse(
+                    {"error": f"no such path on this listener: {scope['path']}"}, status_code=404
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket for ``host:port`` (IPv4 or IPv6), as uvicorn would bind it."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(app: ASGIApp, settings: Settings) -> None:
+    """Run ``app`` until SIGINT or SIGTERM, on the public and (if set) internal address; on
+    SIGTERM uvicorn stops accepting, answers what is in flight, then stops (10 s at most)."""
+    sockets = [bind(settings.host, settings.port)]
+    if settings.internal_listen is not None:
+        sockets.append(bind(*settings.internal_listen))
+    config = uvicorn.Config(
+        app,
+        log_level=settings.log_level,
+        log_config=None,  # our handler (logs.configure) formats uvicorn's lines too
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run(sockets=sockets)

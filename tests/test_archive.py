@@ -1,0 +1,240 @@
+"""The write-ahead archive (what is written, rotation, failures) and ``replay`` (to remote
+write with the original timestamps, and to a fresh exporter)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import TOKEN, LiveExporter, LiveFactory, SeriesKey, example, key, series_of
+from prometheus_harness import wait_for
+from remote_receiver import FakeReceiver, fake_receiver
+from zoom_qss_exporter.archive import Archive, ArchiveError, ArchiveOptions, read_archive
+from zoom_qss_exporter.cli import main
+from zoom_qss_exporter.remote_client import RemoteWriteOptions
+
+NOW = 1_700_000_000.0
+
+
+@pytest.fixture
+def receiver() -> Iterator[FakeReceiver]:
+    with fake_receiver() as fake:
+        yield fake
+
+
+def qos(participant: str, minute: int) -> dict[str, Any]:
+    document = copy.deepcopy(example("meeting.participant_qos"))
+    document["payload"]["object"]["participant"]["user_id"] = participant
+    for item in document["payload"]["object"]["participant"]["qos"]:
+        item["date_time"] = f"2023-11-14T22:{minute:02d}:00Z"
+    return document
+
+
+def files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("events-*.jsonl"))
+
+
+def test_one_line_per_event_with_the_body_verbatim(tmp_path: Path) -> None:
+    archive = Archive(ArchiveOptions(str(tmp_path)), lambda: NOW, host="exporter-0")
+    compact = b'{"event":"x","payload":{"name":"Zo\\u00eb \\"q\\""}}'
+    pretty = json.dumps({"event": "y", "n": [1, 2]}, indent=2).encode()
+    assert archive.append(compact, json.loads(compact), NOW + 0.25, "req-1")
+    assert archive.append(pretty, json.loads(pretty), NOW + 1, "")
+    archive.close()
+    (path,) = files(tmp_path)
+    assert path.name == "events-20231114T221320.000000Z-exporter-0.jsonl"
+    lines = path.read_bytes().splitlines()
+    assert lines[0] == (
+        b'{"received_at": 1700000000.25, "request_id": "req-1", "event": ' + compact + b"}"
+    )
+    assert len(lines) == 2, "a multi-line body is written on one line"
+    events = list(read_archive([path]))
+    assert [e.event for e in events] == [json.loads(compact), {"event": "y", "n": [1, 2]}]
+    assert [(e.received_at, e.request_id) for e in events] == [(NOW + 0.25, "req-1"), (NOW + 1, "")]
+
+
+def test_rotation_and_retention_of_this_hosts_files(tmp_path: Path) -> None:
+    clock = iter(NOW + n for n in range(100))
+    other = tmp_path / "events-20000101T000000.000000Z-other.jsonl"
+    other.write_text("")
+    archive = Archive(
+        ArchiveOptions(str(tmp_path), max_bytes=300, max_files=3), lambda: next(clock)
+    )
+    body = b'{"event":"' + b"x" * 150 + b'"}'
+    for n in range(10):
+        assert archive.append(body, {}, NOW + n, f"r{n}")
+    archive.close()
+    mine = [p for p in files(tmp_path) if p != other]
+    assert len(mine) == 3 and other.exists(), "only this host's oldest files go"
+    assert all(p.stat().st_size <= 300 for p in mine)
+    assert [e.request_id for e in read_archive(mine)] == ["r7", "r8", "r9"]
+
+
+def test_a_cut_line_is_skipped_and_reported(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    good = '{"received_at": 1, "request_id": "a", "event": {"event": "x"}}\n'
+    path.write_text(good + "[1]\n" + '{"event": 3}\n' + good[:30])
+    problems: list[str] = []
+    assert [e.request_id for e in read_archive([path], problems)] == ["a"]
+    assert [p.split(":")[1] for p in problems] == ["2", "3", "4"]
+
+
+def test_a_failed_write_is_counted_and_the_next_event_gets_a_new_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    archive = Archive(ArchiveOptions(str(tmp_path)), iter([NOW, NOW + 1]).__next__)
+
+    class Full:
+        name = str(tmp_path / "full.jsonl")
+
+        def write(self, data: bytes) -> int:
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            pass
+
+    archive.close()
+    archive._file = Full()  # type: ignore[assignment]
+    assert not archive.append(b"{}", {}, NOW, "")
+    assert archive.errors_total == 1 and "No space left on device" in caplog.text
+    assert archive.append(b"{}", {}, NOW, "")
+    archive.close()
+    assert archive.events_total == 1
+    assert files(tmp_path)[-1].name.startswith("events-20231114T221321"), "a new file"
+    assert files(tmp_path)[-1].read_bytes().count(b"\n") == 1
+
+
+def test_an_unusable_directory_fails_at_start(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ArchiveError, match="cannot write"):
+        Archive(ArchiveOptions(str(tmp_path / "file" / "archive")))
+
+
+def test_the_webhook_archives_what_it_accepts_and_nothing_else(
+    tmp_path: Path, receiver: FakeReceiver, live_factory: LiveFactory
+) -> None:
+    receiver.answer(*[503] * 100_000)
+    live = live_factory(
+        archive=ArchiveOptions(str(tmp_path)),
+        remote_write=RemoteWriteOptions(
+            receiver.url,
+            queue_capacity=5,
+            batch_size=5,
+            flush_interval=0.05,
+            max_backoff=0.05,
+            shutdown_timeout=0.2,
+        ),
+    )
+    assert live.post(qos("a", 10), headers={"x-zm-request-id": "d-1"}).status_code == 200
+    assert live.post(qos("b", 10)).status_code == 503  # the queue is full
+    assert live.post(qos("c", 10), token="wrong").status_code == 401
+    assert live.post({"event": "meeting.participant_qos", "payload": {}}).status_code == 422
+    assert live.post({"event": "zoom.unknown", "payload": {}}).status_code == 200
+    (archived,) = read_archive(files(tmp_path))
+    assert archived.request_id == "d-1"
+    assert archived.event == qos("a", 10)
+    assert archived.received_at == live.clock()
+    metrics = live.metrics()
+    assert metrics[key("zoom_qss_exporter_archive_events_total")] == 1
+    assert metrics[key("zoom_qss_exporter_archive_errors_total")] == 0
+
+
+def _archive_of_a_meeting(
+    tmp_path: Path, live_factory: LiveFactory, remote: str
+) -> tuple[Path, LiveExporter]:
+    """Events of three participants over three minutes, a data event and a summary, through
+    an exporter that archives them and writes them to ``remote``."""
+    live = live_factory(
+        archive=ArchiveOptions(str(tmp_path / "archive")),
+        remote_write=RemoteWriteOptions(remote, flush_interval=0.05),
+    )
+    data = copy.deepcopy(example("meeting.participant_data"))
+    for minute in (10, 11, 12):
+        for participant in ("a", "b", "c"):
+            assert live.post(qos(participant, minute)).status_code == 200
+    data["payload"]["object"]["participant"]["participant_id"] = "a"
+    assert live.post(data).status_code == 200
+    summary = example("meeting.participant_qos_summary")
+    assert live.post(summary).status_code == 200
+    return tmp_path / "archive", live
+
+
+def test_replay_to_remote_write_sends_what_was_sent_first(
+    tmp_path: Path,
+    receiver: FakeReceiver,
+    live_factory: LiveFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    directory, live = _archive_of_a_meeting(tmp_path, live_factory, receiver.url)
+    queue = live.exporter.remote_write
+    assert queue is not None
+    wait_for("the first delivery", lambda: queue.queued == 0 or None)
+    first = receiver.accepted()
+    with fake_receiver() as backfill:
+        argv = ["replay", f"--remote-write.url={backfill.url}", "--remote-write.batch-size=7"]
+        assert main([*argv, *map(str, files(directory))]) == 0
+        replayed = backfill.accepted()
+        assert all(r.samples <= 7 for r in backfill.requests)
+    assert replayed == first, "same series, same Zoom timestamps, same values"
+    out = capsys.readouterr().out
+    samples = sum(len(v) for v in first.values())
+    assert "replay: 11 events from 1 files (11 accepted)" in out
+    assert f"replay: remote write: {samples} samples sent, 0 refused, 0 dropped" in out
+
+
+def test_replay_reports_refusals_and_exits_1(
+    tmp_path: Path,
+    receiver: FakeReceiver,
+    live_factory: LiveFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    directory, _ = _archive_of_a_meeting(tmp_path, live_factory, receiver.url)
+    with fake_receiver() as backfill:
+        backfill.answer(400, text="out of bounds")
+        argv = ["replay", f"--remote-write.url={backfill.url}"]
+        assert main([*argv, *map(str, files(directory))]) == 1
+    assert "refused (too_old " in capsys.readouterr().out
+
+
+def test_replay_to_a_fresh_exporter_gives_the_same_metrics(
+    tmp_path: Path,
+    receiver: FakeReceiver,
+    live_factory: LiveFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    directory, original = _archive_of_a_meeting(tmp_path, live_factory, receiver.url)
+    fresh = live_factory()
+    fresh.clock.now = time.time()  # replay signs with the real time
+    monkeypatch.setenv("ZOOM_WEBHOOK_SECRET_TOKEN", f"{TOKEN},another")
+    argv = ["replay", "--target", fresh.url + "/webhook", *map(str, files(directory))]
+    assert main(argv) == 0
+    assert "replay: 11 events from 1 files (11 accepted)" in capsys.readouterr().out
+
+    def zoom(live: LiveExporter) -> dict[SeriesKey, float]:
+        return {
+            (name, labels): value
+            for (name, labels), value in live.metrics().items()
+            if name.startswith("zoom_") and not name.startswith("zoom_qss_")
+        }
+
+    replayed = zoom(fresh)
+    assert replayed == zoom(original), "per-participant, per-call and fleet metrics alike"
+    assert len(series_of(replayed, "zoom_participant_info")) == 4
+
+
+def test_replay_needs_exactly_one_destination(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text("")
+    assert main(["replay", str(path)]) == 2
+    assert "exactly one of --remote-write.url and --target" in capsys.readouterr().err
+    both = ["replay", "--target=http://127.0.0.1:1/webhook", "--remote-write.url=http://x/w"]
+    assert main([*both, str(path)]) == 2

@@ -1,0 +1,432 @@
+"""End to end, remote write: the console script writing to Debian's Prometheus started with
+``--web.enable-remote-write-receiver``, everything read back through Prometheus' HTTP API.
+
+- Zoom's ``date_time`` values arrive as sample timestamps, exactly, with the pull mode's
+  labels and values; a late retry is refused alone, not with the good samples beside it.
+- A stopping exporter drains its queue.
+- Outage: the receiver stops, events keep coming, the queue fills and the webhook answers 503;
+  the receiver returns, Zoom redelivers what got 503; then every event ever answered 2xx is
+  in Prometheus, sample by sample (counted, not assumed), and nothing of a 503'd event got
+  in before its redelivery.
+- Two replicas behind a round-robin proxy give the same result as one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import parse_metrics
+from prometheus_harness import api, free_port, serving, wait_for
+from zoom_qss_exporter.convert import ConvertOptions, convert
+from zoom_qss_exporter.events import EVENT_MODELS
+from zoom_qss_exporter.remote_write import milliseconds, series_labels
+from zoom_qss_exporter.signature import sign_headers
+from zoom_qss_exporter.simulate_events import Fleet
+
+TOKEN = "e2e-remote-write-token"
+FAST = [
+    "--web.metrics-cache=0s",  # each look at the queue sees it now
+    "--remote-write.flush-interval=100ms",
+    "--remote-write.min-backoff=50ms",
+    "--remote-write.max-backoff=300ms",
+]
+Series = frozenset[tuple[str, str]]
+Samples = dict[Series, dict[int, float]]
+Event = dict[str, Any]
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def receiver(
+    directory: Path, port: int | None = None, ooo_window: str = ""
+) -> Iterator[tuple[str, int]]:
+    """Prometheus as a remote-write receiver (no scraping); yields its URL and port. An
+    out-of-order window lets it take samples older than its newest, as several replicas or
+    Zoom's late retries need (docs/remote-write.md)."""
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus missing: run scripts/setup (installs Debian's prometheus)"
+    port = port or free_port()
+    config = directory / "prometheus.yml"
+    storage = (
+        f"storage:\n  tsdb:\n    out_of_order_time_window: {ooo_window}\n" if ooo_window else ""
+    )
+    config.write_text("global:\n  scrape_interval: 1m\n" + storage)
+    argv = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.tsdb.path={directory / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--web.enable-remote-write-receiver",
+    ]
+    with serving("Prometheus", argv, port, directory / "prometheus.log", cwd=directory) as url:
+        yield url, port
+
+
+@contextlib.contextmanager
+def exporter(directory: Path, name: str, remote: str, *flags: str) -> Iterator[str]:
+    """The console script with remote write to ``remote``; yields its URL."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOOM_QSS_")}
+    env["ZOOM_WEBHOOK_SECRET_TOKEN"] = TOKEN
+    argv = [
+        sys.executable,
+        "-m",
+        "zoom_qss_exporter.cli",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--remote-write.url={remote}/api/v1/write",
+        *flags,
+    ]
+    with serving(name, argv, port, directory / f"{name}.log", env=env) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def round_robin(backends: list[str]) -> Iterator[str]:
+    """A loopback HTTP proxy handing each POST to the next backend in turn."""
+    turn = iter(range(1 << 30))
+    client = httpx.Client(timeout=10)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            backend = backends[next(turn) % len(backends)]
+            headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            answer = client.post(backend + self.path, content=body, headers=headers)
+            self.send_response(answer.status_code)
+            self.send_header("content-type", answer.headers.get("content-type", "text/plain"))
+            self.send_header("content-length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        client.close()
+
+
+# --- events and what they should become ----------------------------------------------------------
+
+
+_CLIENT = httpx.Client(timeout=10)  # keep-alive, as Zoom's deliveries
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _close_client() -> Iterator[None]:
+    yield
+    _CLIENT.close()
+
+
+def post(url: str, event: Event) -> httpx.Response:
+    body = json.dumps(event).encode()
+    headers = {"content-type": "application/json", **sign_headers(TOKEN, int(time.time()), body)}
+    return _CLIENT.post(url + "/webhook", content=body, headers=headers)
+
+
+def rounds(seed: int, count: int, start: float, **fleet: Any) -> list[list[Event]]:
+    """``count`` rounds of a simulated account, a minute apart from ``start``: the join data
+    events, then everyone's QoS (and the summaries and data of who leaves or joins)."""
+    simulated = Fleet(seed, **fleet)
+    out = [simulated.join_events(start)]
+    turns = simulated.turns()
+    for n in range(count):
+        events: list[Event] = []
+        following = []
+        for turn in turns:
+            produced, after = simulated.step(turn, start + 60 * (n + 1))
+            events += produced
+            following += after
+        turns = following
+        out.append(events)
+    return out
+
+
+def samples_of(event: Event) -> Samples:
+    """The gauge samples the exporter converts ``event`` into (labels as stored, empty ones
+    left out), by series and millisecond. Info is checked on its own: it is merged."""
+    parsed = EVENT_MODELS[event["event"]].model_validate(event)
+    out: Samples = {}
+    for sample in convert(parsed, ConvertOptions()).samples:
+        series = frozenset(series_labels(sample.family, sample.labels))
+        out.setdefault(series, {})[milliseconds(sample.timestamp)] = sample.value
+    return out
+
+
+def merge(into: Samples, more: Samples) -> Samples:
+    for series, points in more.items():
+        into.setdefault(series, {}).update(points)
+    return into
+
+
+def stored(prometheus: str, selector: str = '{__name__=~"zoom_.+"}') -> Samples:
+    """Every sample of the last three hours, as Prometheus has them."""
+    data = api(prometheus, "query", query=f"{selector}[3h]", time=str(time.time() + 60))
+    return {
+        frozenset(r["metric"].items()): {round(float(t) * 1000): float(v) for t, v in r["values"]}
+        for r in data["result"]
+    }
+
+
+def without_info(samples: Samples) -> Samples:
+    return {s: p for s, p in samples.items() if ("__name__", "zoom_participant_info") not in s}
+
+
+def exporter_metrics(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return parse_metrics(httpx.get(url + "/metrics", timeout=10).text)
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    return exporter_metrics(url).get((name, frozenset(labels.items())), 0.0)
+
+
+def drained(url: str) -> bool | None:
+    return metric(url, "zoom_qss_exporter_remote_write_queue_samples") == 0 or None
+
+
+# --- the tests ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def strict_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Prometheus as it comes: no out-of-order window."""
+    with receiver(tmp_path_factory.mktemp("prometheus")) as (url, _):
+        yield url
+
+
+def test_samples_arrive_with_zoom_timestamps_labels_and_values(
+    tmp_path: Path, strict_prometheus: str
+) -> None:
+    start = (time.time() // 60 - 30) * 60  # within the receiver's head window
+    batches = rounds(1, 6, start, meetings=3, participants=2, phone_calls=2)
+    events = [e for batch in batches[:-1] for e in batch]
+    expected: Samples = {}
+    with exporter(tmp_path, "exporter", strict_prometheus, *FAST) as url:
+        for event in events:
+            assert post(url, event).status_code == 200
+            merge(expected, samples_of(event))
+        wait_for("the queue to drain", lambda: drained(url))
+        got = {s: p for s, p in stored(strict_prometheus).items() if _ours(s, expected)}
+        assert without_info(got) == expected, "every series, timestamp and value; no other"
+        sent = metric(url, "zoom_qss_exporter_remote_write_samples_sent_total")
+        assert sent == sum(len(p) for p in got.values())
+
+        # zoom_participant_info: the metadata merged, at the time of each event about them
+        info = {s: p for s, p in got.items() if s not in without_info(got)}
+        assert len(info) == len({(dict(s)["meeting_id"], dict(s)["participant_id"]) for s in info})
+        for series, points in info.items():
+            labels = dict(series)
+            assert set(points.values()) == {1.0}
+            assert labels.get("device") and labels.get("network_type"), "from the data events"
+            stamps = {e["event_ts"] for e in events if _about(e, labels["participant_id"])}
+            assert set(points) == stamps, "refreshed by each event, at its own time"
+
+        # Zoom retries an old event while fresh ones arrive: the old one is refused (this
+        # Prometheus has no out-of-order window) alone, without the fresh samples
+        late = next(e for e in batches[2] if e["event"] == "meeting.participant_qos")
+        assert post(url, late).status_code == 200
+        for event in batches[-1]:
+            assert post(url, event).status_code == 200
+            merge(expected, samples_of(event))
+        wait_for("the queue to drain", lambda: drained(url))
+        got = stored(strict_prometheus)
+        assert without_info({s: p for s, p in got.items() if _ours(s, expected)}) == expected
+        refused = metric(
+            url, "zoom_qss_exporter_remote_write_samples_failed_total", reason="out_of_order"
+        )
+        assert refused == sum(len(p) for p in samples_of(late).values()) > 0
+
+
+def _ours(series: Series, expected: Samples) -> bool:
+    """Of the meetings and calls in ``expected`` (tests share one Prometheus)."""
+    keys = {dict(s).get("meeting_id") or dict(s).get("call_id") for s in expected}
+    labels = dict(series)
+    return (labels.get("meeting_id") or labels.get("call_id")) in keys
+
+
+def _about(event: Event, participant: str) -> bool:
+    obj = event["payload"]["object"]
+    who = obj.get("participant") or obj.get("user") or {}
+    return participant in (who.get("user_id"), who.get("participant_id"), who.get("id"))
+
+
+def test_a_stopping_exporter_drains_its_queue(tmp_path: Path, strict_prometheus: str) -> None:
+    start = (time.time() // 60 - 20) * 60
+    events = [e for batch in rounds(2, 2, start, meetings=2, participants=2) for e in batch]
+    expected: Samples = {}
+    with exporter(
+        tmp_path,
+        "exporter",
+        strict_prometheus,
+        "--remote-write.flush-interval=1h",
+        "--web.metrics-cache=0s",
+    ) as url:
+        for event in events:
+            assert post(url, event).status_code == 200
+            merge(expected, samples_of(event))
+        assert metric(url, "zoom_qss_exporter_remote_write_queue_samples") > 0
+    # SIGTERM: uvicorn stops taking requests, then the queue is sent before the process ends
+    got = stored(strict_prometheus)
+    assert without_info({s: p for s, p in got.items() if _ours(s, expected)}) == expected
+
+
+@dataclass
+class OutageFigures:
+    answered_2xx: int = 0
+    answered_503: int = 0
+    redelivered: int = 0
+    samples_expected: int = 0
+    samples_found: int = 0
+
+
+def test_outage_loses_nothing_answered_2xx(tmp_path: Path) -> None:
+    start = (time.time() // 60 - 40) * 60
+    batches = rounds(3, 12, start, meetings=4, participants=3, phone_calls=2)
+    figures = OutageFigures()
+    accepted: Samples = {}
+    refused: list[Event] = []
+    data = tmp_path / "prometheus"
+    data.mkdir()
+    port = free_port()
+    flags = [*FAST, "--remote-write.queue-capacity=1500", "--remote-write.batch-size=500"]
+    with exporter(tmp_path, "exporter", f"http://127.0.0.1:{port}", *flags) as url:
+        with receiver(data, port, ooo_window="2h"):
+            for event in [e for batch in batches[:3] for e in batch]:
+                assert post(url, event).status_code == 200
+                merge(accepted, samples_of(event))
+                figures.answered_2xx += 1
+            wait_for("the queue to drain", lambda: drained(url))
+
+        # The receiver is down; Zoom keeps sending.
+        for event in [e for batch in batches[3:] for e in batch]:
+            status = post(url, event).status_code
+            assert status in (200, 503)
+            if status == 200:
+                merge(accepted, samples_of(event))
+                figures.answered_2xx += 1
+            else:
+                refused.append(event)
+                figures.answered_503 += 1
+        assert figures.answered_503 > 0, "the queue filled up"
+        queued = metric(url, "zoom_qss_exporter_remote_write_queue_samples")
+        assert 1000 < queued <= 1500
+
+        # The receiver is back, on the same port and storage.
+        with receiver(data, port, ooo_window="2h") as (prometheus, _):
+            wait_for("the queue to drain", lambda: drained(url), timeout=60)
+            got = stored(prometheus)
+            for event in refused:  # nothing of a 503'd event was applied anywhere
+                for series, points in samples_of(event).items():
+                    assert not set(points) & set(got.get(series, {})), "a 503'd event leaked"
+
+            for event in refused:  # Zoom's redelivery, minutes later
+                assert post(url, event).status_code == 200
+                merge(accepted, samples_of(event))
+                figures.redelivered += 1
+            wait_for("the queue to drain", lambda: drained(url))
+
+            got = stored(prometheus)
+            figures.samples_expected = sum(len(p) for p in accepted.values())
+            figures.samples_found = sum(
+                1
+                for series, points in accepted.items()
+                for stamp, value in points.items()
+                if got.get(series, {}).get(stamp) == value
+            )
+            print(f"\noutage figures: {figures}")
+            assert figures.samples_found == figures.samples_expected
+            health = exporter_metrics(url)
+            assert (
+                health[("zoom_qss_exporter_remote_write_samples_dropped_total", frozenset())] == 0
+            )
+            assert not any(
+                value
+                for (name, _), value in health.items()
+                if name == "zoom_qss_exporter_remote_write_samples_failed_total"
+            )
+            assert health[("zoom_qss_exporter_remote_write_samples_retried_total", frozenset())] > 0
+            overload = sum(
+                value
+                for (name, labels), value in health.items()
+                if name == "zoom_qss_exporter_events_total"
+                and ("outcome", "rejected_overload") in labels
+            )
+            assert overload == figures.answered_503
+
+
+def test_two_replicas_behind_round_robin_equal_one(tmp_path: Path) -> None:
+    start = (time.time() // 60 - 30) * 60
+    events = [
+        e
+        for batch in rounds(4, 6, start, meetings=3, participants=2, phone_calls=2, churn=0.2)
+        for e in batch
+    ]
+    stateless = [*FAST, "--no-store.per-participant"]
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    with (
+        receiver(tmp_path / "one", ooo_window="2h") as (single_prometheus, _),
+        receiver(tmp_path / "two", ooo_window="2h") as (pair_prometheus, _),
+        exporter(tmp_path, "single", single_prometheus, *stateless) as single,
+        exporter(tmp_path, "replica-a", pair_prometheus, *stateless) as a,
+        exporter(tmp_path, "replica-b", pair_prometheus, *stateless) as b,
+        round_robin([a, b]) as proxy,
+    ):
+        for event in events:
+            assert post(single, event).status_code == 200
+            assert post(proxy, event).status_code == 200
+        for url in (single, a, b):
+            wait_for("the queue to drain", functools.partial(drained, url))
+        for replica in (a, b):
+            health = exporter_metrics(replica)
+            assert health[("zoom_qss_exporter_remote_write_samples_sent_total", frozenset())] > 0
+            assert not any(
+                value
+                for (name, _), value in health.items()
+                if name == "zoom_qss_exporter_remote_write_samples_failed_total"
+            )
+        one, two = stored(single_prometheus), stored(pair_prometheus)
+        print(
+            f"\nreplicas: {len(without_info(one))} series, "
+            f"{sum(len(p) for p in without_info(one).values())} samples; info series "
+            f"{len(one) - len(without_info(one))} (one replica), "
+            f"{len(two) - len(without_info(two))} (two)"
+        )
+    assert without_info(two) == without_info(one)
+    assert len(without_info(one)) > 100
+
+    def owners(samples: Samples) -> set[tuple[str, str, str]]:
+        return {
+            (labels["product"], labels["meeting_id"], labels["participant_id"])
+            for labels in map(dict, samples)
+            if labels["__name__"] == "zoom_participant_info"
+        }
+
+    # Metadata is merged per replica: the same participants, though a replica that saw
+    # only a participant's QoS events knows less about them (docs/remote-write.md).
+    assert owners(two) == owners(one)

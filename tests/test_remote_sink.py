@@ -1,0 +1,218 @@
+"""What of a conversion goes to remote write: the pull mode's names, labels and values, late
+items in requests of their own, merged metadata, nothing kept from a refused event."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from conftest import example, parse_metrics
+from zoom_qss_exporter.convert import ConvertOptions, convert
+from zoom_qss_exporter.events import EVENT_MODELS
+from zoom_qss_exporter.exposition import render_store
+from zoom_qss_exporter.families import PARTICIPANT_INFO
+from zoom_qss_exporter.remote_queue import Chunk
+from zoom_qss_exporter.remote_sink import RemoteWriteSink
+from zoom_qss_exporter.remote_write import decode, encode
+from zoom_qss_exporter.store import SeriesStore, StoreLimits
+
+NOW = 1_700_000_000.0
+IDENTITY = {"__name__", "product", "meeting_id", "participant_id", "user_name"}
+Series = tuple[tuple[str, str], ...]
+
+
+class FakeQueue:
+    """Takes what it is offered, unless told to refuse."""
+
+    def __init__(self) -> None:
+        self.chunks: list[Chunk] = []
+        self.refuse = False
+
+    def offer(self, chunks: Sequence[Chunk]) -> bool:
+        if self.refuse:
+            return False
+        self.chunks.extend(chunks)
+        return True
+
+    def take(self) -> list[Chunk]:
+        taken, self.chunks = self.chunks, []
+        return taken
+
+
+def sink(queue: FakeQueue, max_owners: int = 1000) -> RemoteWriteSink:
+    return RemoteWriteSink(queue, window=5400.0, info_ttl=3600.0, max_owners=max_owners)
+
+
+def conversion(document: dict[str, Any]) -> Any:
+    event = EVENT_MODELS[document["event"]].model_validate(document)
+    return convert(event, ConvertOptions())
+
+
+def sent(chunks: list[Chunk]) -> dict[Series, list[tuple[int, float]]]:
+    return decode(encode([point for chunk in chunks for point in chunk.points]))
+
+
+def qos_event(date_time: str, latency: str = "100 ms", user_id: str = "16778240") -> dict[str, Any]:
+    document = copy.deepcopy(example("meeting.participant_qos"))
+    participant = document["payload"]["object"]["participant"]
+    participant["user_id"] = user_id
+    participant["qos"] = [
+        {"type": "audio_input", "date_time": date_time, "details": {"latency": latency}},
+        {"type": "audio_output", "date_time": date_time, "details": {"latency": latency}},
+    ]
+    document["event_ts"] = int(NOW * 1000)
+    return document
+
+
+@pytest.mark.parametrize("name", sorted(EVENT_MODELS))
+def test_same_names_labels_and_values_as_the_pull_mode(name: str) -> None:
+    """Every example event: what a scrape shows of it is exactly what remote write sends
+    (empty label values are absent in both once in Prometheus); but an info series that
+    would carry no more than a user name is not written (see test_info_waits_for_metadata)."""
+    converted = conversion(example(name))
+    store = SeriesStore(StoreLimits())
+    store.apply(converted, NOW)
+    scraped = {
+        (metric, frozenset((k, v) for k, v in labels if v)): value
+        for (metric, labels), value in parse_metrics(render_store(store).decode()).items()
+    }
+    queue = FakeQueue()
+    assert sink(queue).offer(converted, NOW)
+    pushed = {
+        (dict(labels)["__name__"], frozenset(p for p in labels if p[0] != "__name__")): samples
+        for labels, samples in sent(queue.take()).items()
+    }
+    written = {key: samples[-1][1] for key, samples in pushed.items()}
+    info = {k: v for k, v in scraped.items() if k[0] == "zoom_participant_info"}
+    metadata = any(n not in IDENTITY for k in info for n, _ in k[1])
+    if not metadata:
+        scraped = {k: v for k, v in scraped.items() if k not in info}
+    assert written == scraped
+    assert scraped, "every example carries samples or metadata"
+    assert metadata == name.endswith(("_data", "_data_summary")), "the data events have some"
+
+
+def data_event(participant: str = "16778240", event_ts: float = NOW) -> dict[str, Any]:
+    data = copy.deepcopy(example("meeting.participant_data"))
+    data["event_ts"] = int(event_ts * 1000)
+    data["payload"]["object"]["participant"]["participant_id"] = participant
+    return data
+
+
+def test_samples_carry_zoom_time_and_info_the_event_time() -> None:
+    queue = FakeQueue()
+    rw = sink(queue)
+    assert rw.offer(conversion(data_event(event_ts=NOW - 30)), NOW + 999)
+    assert rw.offer(conversion(qos_event("2023-11-14T22:12:20Z")), NOW + 999)
+    series = sent(queue.take())
+    times = {dict(labels)["__name__"]: samples for labels, samples in series.items()}
+    assert times["zoom_qos_latency_seconds"] == [(1_699_999_940_000, 0.1)]  # date_time
+    assert [t for t, _ in times["zoom_participant_info"]] == [
+        int(NOW * 1000) - 30_000,
+        int(NOW * 1000),
+    ], "event_ts of each event, not the arrival"
+
+
+def test_info_waits_for_metadata() -> None:
+    """QoS events name no device or network: a replica that saw only those writes no info
+    series, so that another replica's (which saw the data event) stays the only one."""
+    queue = FakeQueue()
+    rw = sink(queue)
+    assert rw.offer(conversion(qos_event("2023-11-14T22:12:00Z")), NOW)
+    assert not any(p.family is PARTICIPANT_INFO for c in queue.take() for p in c.points)
+    summary = copy.deepcopy(example("meeting.participant_qos_summary"))
+    summary["payload"]["object"]["participant"]["participant_id"] = "16778240"
+    summary["event_ts"] = int(NOW * 1000) + 1
+    assert rw.offer(conversion(summary), NOW)  # a user name is not enough
+    assert not any(p.family is PARTICIPANT_INFO for c in queue.take() for p in c.points)
+    assert rw.offer(conversion(data_event(event_ts=NOW + 2)), NOW)
+    (info,) = [p for c in queue.take() for p in c.points if p.family is PARTICIPANT_INFO]
+    labels = dict(zip(PARTICIPANT_INFO.labels, info.labels, strict=True))
+    assert labels["user_name"] and labels["device"], "merged: the name came first"
+
+
+def test_late_and_repeated_items_go_in_requests_of_their_own() -> None:
+    queue = FakeQueue()
+    rw = sink(queue)
+    assert rw.offer(conversion(qos_event("2023-11-14T22:13:00Z")), NOW)
+    (first,) = queue.take()
+    assert not first.alone and len(first.points) == 4  # latency + sample time, two streams
+    assert rw.offer(conversion(qos_event("2023-11-14T22:12:00Z")), NOW)  # Zoom's late retry
+    late = queue.take()
+    assert [chunk.alone for chunk in late] == [True, True]  # one per item; info not resent
+    assert rw.offer(conversion(qos_event("2023-11-14T22:13:00Z")), NOW)  # a redelivery
+    assert all(chunk.alone for chunk in queue.take())
+    assert rw.offer(conversion(qos_event("2023-11-14T22:14:00Z")), NOW)  # in order again
+    assert not any(chunk.alone for chunk in queue.take())
+
+
+def test_a_refused_event_leaves_no_trace() -> None:
+    queue = FakeQueue()
+    rw = sink(queue)
+    queue.refuse = True
+    assert not rw.offer(conversion(data_event()), NOW)
+    assert not rw.offer(conversion(qos_event("2023-11-14T22:13:00Z")), NOW)
+    queue.refuse = False
+    assert rw.offer(conversion(data_event()), NOW)  # Zoom's redeliveries
+    assert rw.offer(conversion(qos_event("2023-11-14T22:13:00Z")), NOW)
+    chunks = queue.take()
+    assert not any(chunk.alone for chunk in chunks), "not mistaken for a repeat"
+    assert any(point.family is PARTICIPANT_INFO for chunk in chunks for point in chunk.points)
+
+
+def test_info_is_merged_and_a_changed_label_set_ends_the_old_series() -> None:
+    queue = FakeQueue()
+    rw = sink(queue)
+    data = copy.deepcopy(example("meeting.participant_data"))
+    data["event_ts"] = int(NOW * 1000)
+    participant = data["payload"]["object"]["participant"]
+    participant["participant_id"] = "16778240"
+    assert rw.offer(conversion(data), NOW)
+    (info_labels,) = sent(queue.take())
+    device = dict(info_labels)["device"]
+    assert device
+
+    later = qos_event("2023-11-14T22:14:00Z")
+    later["event_ts"] = int(NOW * 1000) + 60_000
+    assert rw.offer(conversion(later), NOW + 60)
+    info = {k: v for k, v in sent(queue.take()).items() if dict(k)["__name__"].endswith("_info")}
+    assert list(info) == [info_labels], "metadata the QoS event lacks is kept"
+    assert info[info_labels] == [(int(NOW * 1000) + 60_000, 1.0)]
+
+    participant["data"][0]["device"] = "Windows"
+    data["event_ts"] = int(NOW * 1000) + 120_000
+    assert rw.offer(conversion(data), NOW + 120)
+    info = sent(queue.take())
+    assert len(info) == 2
+    old, new = info[info_labels], next(v for k, v in info.items() if k != info_labels)
+    assert new == [(int(NOW * 1000) + 120_000, 1.0)]
+    assert old[0][0] == int(NOW * 1000) + 120_001 and math.isnan(old[0][1]), "a staleness marker"
+
+    data["event_ts"] = int(NOW * 1000) + 30_000  # older than the info last sent
+    assert rw.offer(conversion(data), NOW + 130)
+    assert queue.take() == []
+
+
+def test_past_the_owner_cap_info_goes_unmerged() -> None:
+    queue = FakeQueue()
+    rw = sink(queue, max_owners=1)
+    assert rw.offer(conversion(data_event("a")), NOW)
+    assert rw.offer(conversion(data_event("b")), NOW)
+    infos = [p for c in queue.take() for p in c.points if p.family is PARTICIPANT_INFO]
+    assert [p.labels[2] for p in infos] == ["a", "b"]
+
+
+def test_expiry_forgets_streams_and_metadata() -> None:
+    queue = FakeQueue()
+    rw = sink(queue)
+    assert rw.offer(conversion(qos_event("2023-11-14T22:13:00Z")), NOW)
+    queue.take()
+    for step in range(3):  # two generations of the 90-minute ledger, and past the info TTL
+        rw.expire(NOW + step * 5400.0)
+    assert rw.offer(conversion(qos_event("2023-11-14T22:12:00Z")), NOW + 10800)
+    chunks = queue.take()
+    assert not any(chunk.alone for chunk in chunks)

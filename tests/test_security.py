@@ -1,0 +1,331 @@
+"""Security features: separate listeners, authentication of /metrics, the rate limit on
+requests that fail the signature check, and structured logs that never hold a secret."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from conftest import TOKEN, FakeClock, LiveExporter, LiveFactory, example, key
+from zoom_qss_exporter.app import Exporter, create_app
+from zoom_qss_exporter.config import ConfigError, Settings, load_settings
+from zoom_qss_exporter.logs import JsonFormatter, LogfmtFormatter
+from zoom_qss_exporter.security import MetricsAuth, MetricsAuthError, RateLimiter
+from zoom_qss_exporter.signature import sign_headers
+from zoom_qss_exporter.web import bind
+
+QOS = example("meeting.participant_qos")
+BODY = json.dumps(QOS).encode()
+
+
+# --- two listeners -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def split() -> Iterator[tuple[str, str, httpx.Client]]:
+    """An exporter with its public and internal listeners on two loopback ports."""
+    public, internal = bind("127.0.0.1", 0), bind("127.0.0.1", 0)
+    public_port, internal_port = public.getsockname()[1], internal.getsockname()[1]
+    settings = Settings(
+        host="127.0.0.1",
+        port=public_port,
+        internal_listen=("127.0.0.1", internal_port),
+        secret_tokens=(TOKEN,),
+        metrics_cache=0.0,
+    )
+    exporter = Exporter(settings, clock=FakeClock(time.time()))
+    server = uvicorn.Server(uvicorn.Config(create_app(exporter), log_level="warning"))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [public, internal]}, daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:  # polling the start condition
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.005)
+    with httpx.Client(timeout=10) as client:
+        yield f"http://127.0.0.1:{public_port}", f"http://127.0.0.1:{internal_port}", client
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_public_listener_serves_only_the_webhook_and_the_document(
+    split: tuple[str, str, httpx.Client],
+) -> None:
+    public, _, client = split
+    headers = {"content-type": "application/json", **sign_headers(TOKEN, int(time.time()), BODY)}
+    assert client.post(public + "/webhook", content=BODY, headers=headers).status_code == 200
+    assert client.get(public + "/openapi.json").status_code == 200
+    for path in ("/metrics", "/-/healthy", "/-/ready", "/", "/metrics/", "/nope"):
+        response = client.get(public + path)
+        assert response.status_code == 404, path
+        assert "error" in response.json()
+
+
+def test_internal_listener_serves_metrics_and_probes_not_the_webhook(
+    split: tuple[str, str, httpx.Client],
+) -> None:
+    _, internal, client = split
+    for path in ("/metrics", "/-/healthy", "/-/ready", "/", "/openapi.json"):
+        assert client.get(internal + path).status_code == 200, path
+    headers = {"content-type": "application/json", **sign_headers(TOKEN, int(time.time()), BODY)}
+    refused = client.post(internal + "/webhook", content=BODY, headers=headers)
+    assert refused.status_code == 404 and "error" in refused.json()
+
+
+def test_internal_address_must_differ_from_the_public_one() -> None:
+    env = {"ZOOM_WEBHOOK_SECRET_TOKEN": "t"}
+    with pytest.raises(ConfigError, match="must differ"):
+        load_settings(["--web.internal-listen-address=:9981"], env)
+    with pytest.raises(ConfigError, match="must differ"):
+        load_settings(
+            ["--web.listen-address=127.0.0.1:9981", "--web.internal-listen-address=:9981"], env
+        )
+    settings = load_settings(["--web.internal-listen-address=127.0.0.1:9982"], env)
+    assert settings.internal_listen == ("127.0.0.1", 9982)
+    distinct = load_settings(
+        ["--web.listen-address=10.0.0.1:9981", "--web.internal-listen-address=127.0.0.1:9981"], env
+    )
+    assert distinct.internal_listen == ("127.0.0.1", 9981)
+    assert load_settings([], env).internal_listen is None
+
+
+# --- authentication of /metrics ----------------------------------------------------------------
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_metrics_bearer_token(live_factory: LiveFactory) -> None:
+    live = live_factory(metrics_auth=MetricsAuth(bearer_token="scrape-token"))
+    url = live.url + "/metrics"
+    missing = live.client.get(url)
+    assert missing.status_code == 401
+    assert missing.json() == {"error": "authentication required"}
+    assert missing.headers["www-authenticate"].startswith("Bearer")
+    assert live.client.get(url, headers={"authorization": "Bearer wrong"}).status_code == 401
+    assert live.client.get(url, headers={"authorization": _basic("u", "p")}).status_code == 401
+    good = live.client.get(url, headers={"authorization": "Bearer scrape-token"})
+    assert good.status_code == 200 and "zoom_qss_exporter_build_info" in good.text
+    for path in ("/-/healthy", "/-/ready", "/openapi.json"):  # probes stay open
+        assert live.client.get(live.url + path).status_code == 200
+
+
+def test_metrics_basic_auth(live_factory: LiveFactory) -> None:
+    live = live_factory(metrics_auth=MetricsAuth(username="prometheus", password="pa:ss"))
+    url = live.url + "/metrics"
+    assert live.client.get(url).headers["www-authenticate"].startswith("Basic")
+    for header in (
+        _basic("prometheus", "wrong"),
+        _basic("other", "pa:ss"),
+        "Basic !!!not-base64!!!",
+        "Basic " + base64.b64encode(b"\xff\xfe").decode(),
+        "Bearer pa:ss",
+        "",
+    ):
+        assert live.client.get(url, headers={"authorization": header}).status_code == 401, header
+    assert live.client.get(url, headers={"authorization": _basic("prometheus", "pa:ss")}).is_success
+
+
+def test_metrics_auth_flags_read_files(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text("tok-3x9\n")
+    (tmp_path / "password").write_text("pw-7q2\n")
+    (tmp_path / "empty").write_text("\n")
+    env = {"ZOOM_WEBHOOK_SECRET_TOKEN": "t"}
+    settings = load_settings(
+        [
+            f"--web.metrics-bearer-token-file={tmp_path / 'token'}",
+            "--web.metrics-basic-auth-username=prom",
+            f"--web.metrics-basic-auth-password-file={tmp_path / 'password'}",
+        ],
+        env,
+    )
+    assert settings.metrics_auth is not None
+    loaded = settings.metrics_auth.load()
+    assert (loaded.bearer_token, loaded.username, loaded.password) == ("tok-3x9", "prom", "pw-7q2")
+    assert "tok-3x9" not in repr(loaded) and "pw-7q2" not in repr(loaded)
+    assert load_settings([], env).metrics_auth is None
+    with pytest.raises(ConfigError, match="go together"):
+        load_settings(["--web.metrics-basic-auth-username=prom"], env)
+    for name, problem in (("empty", "empty"), ("missing", "cannot read")):
+        flag = f"--web.metrics-bearer-token-file={tmp_path / name}"
+        with pytest.raises(MetricsAuthError, match=problem):
+            create_app(Exporter(load_settings([flag], env)))
+
+
+# --- the rate limit on failed signatures --------------------------------------------------------
+
+
+def test_rate_limiter_refills_and_stays_bounded() -> None:
+    limiter = RateLimiter(rate=2.0, max_clients=100)  # burst 4
+    for _ in range(4):
+        assert not limiter.exhausted("a", 0.0)
+        limiter.charge("a", 0.0)
+    assert limiter.exhausted("a", 0.0) and not limiter.exhausted("b", 0.0)
+    assert not limiter.exhausted("a", 0.5)  # one failure earned back
+    for n in range(1000):  # a sprayed range of addresses never grows the table unbounded
+        limiter.charge(f"10.0.{n // 256}.{n % 256}", float(n))
+    assert len(limiter) <= 100
+
+
+def _events(live: LiveExporter, outcome: str) -> float:
+    return live.metrics().get(
+        key("zoom_qss_exporter_events_total", event="unverified", outcome=outcome), 0.0
+    )
+
+
+def test_failed_signatures_past_the_limit_are_429(live_factory: LiveFactory) -> None:
+    live = live_factory(unauthenticated_rate_limit=1.0, read_timeout=30.0)  # burst 2
+    assert live.post(QOS, token="guess").status_code == 401
+    assert live.post(QOS, token="guess").status_code == 401
+    limited = live.post(QOS, token="guess")
+    assert limited.status_code == 429
+    assert limited.headers["retry-after"] == "1"
+    assert "slow down" in limited.json()["error"]
+    assert _events(live, "rate_limited") == 1 and _events(live, "invalid_signature") == 2
+    # a genuine delivery from the same address is never refused: the limit counts failures
+    assert live.post(QOS).json() == {"status": "accepted"}
+    live.clock.advance(1.0)  # one failure earned back
+    assert live.post(QOS, token="guess").status_code == 401
+    assert live.post(QOS, token="guess").status_code == 429
+
+
+def test_over_the_limit_bad_headers_are_refused_before_the_body(live_factory: LiveFactory) -> None:
+    """The body is never read: the answer comes although it is never sent (the read timeout,
+    30 s, would otherwise answer 408)."""
+    live = live_factory(unauthenticated_rate_limit=1.0, read_timeout=30.0)
+    for _ in range(2):
+        live.post(QOS, token="guess")
+    port = int(live.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /webhook HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: 1000000\r\nx-zm-request-timestamp: 1\r\nx-zm-signature: v0=0\r\n\r\n"
+        )
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 429")
+
+
+def test_rate_limit_zero_is_off(live_factory: LiveFactory) -> None:
+    live = live_factory(unauthenticated_rate_limit=0.0)
+    assert all(live.post(QOS, token="guess").status_code == 401 for _ in range(30))
+
+
+# --- logs --------------------------------------------------------------------------------------
+
+
+def _record(**extra: Any) -> logging.LogRecord:
+    record = logging.LogRecord(
+        "zoom_qss_exporter.receiver", logging.INFO, "", 0, "m %s", ("x",), None
+    )
+    for name, value in extra.items():
+        setattr(record, name, value)
+    return record
+
+
+def test_logfmt_escapes_what_a_client_chose() -> None:
+    line = LogfmtFormatter().format(_record(event="other", reason='a "b"\nlevel=error c=d'))
+    assert "\n" not in line
+    assert 'msg="m x"' in line and "event=other" in line
+    assert 'reason="a \\"b\\"\\nlevel=error c=d"' in line
+
+
+def test_json_log_line_is_one_object() -> None:
+    line = JsonFormatter().format(_record(event="other", request_id="r\n1"))
+    assert json.loads(line)["request_id"] == "r\n1" and "\n" not in line
+
+
+def test_json_logs_carry_event_outcome_and_request_id_and_no_secret(tmp_path: Path) -> None:
+    """The real console script with --log.format=json at debug level: every delivery's line
+    names its event, outcome and Zoom's request id; no secret appears anywhere."""
+    secret, scrape_token = "zoom-secret-7f3a9c", "scrape-token-51d2"
+    (tmp_path / "token").write_text(scrape_token)
+    public, internal = bind("127.0.0.1", 0), bind("127.0.0.1", 0)
+    ports = public.getsockname()[1], internal.getsockname()[1]
+    public.close()
+    internal.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOOM_QSS_")}
+    env["ZOOM_WEBHOOK_SECRET_TOKEN"] = secret
+    exe = Path(sys.executable).parent / "zoom-qss-exporter"
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            f"--web.listen-address=127.0.0.1:{ports[0]}",
+            f"--web.internal-listen-address=127.0.0.1:{ports[1]}",
+            f"--web.metrics-bearer-token-file={tmp_path / 'token'}",
+            "--log.format=json",
+            "--log.level=debug",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    signatures = []
+    try:
+        public_url, internal_url = (f"http://127.0.0.1:{p}" for p in ports)
+        with httpx.Client(timeout=5) as client:
+            deadline = time.monotonic() + 20
+            while True:  # polling readiness
+                try:
+                    if client.get(internal_url + "/-/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline and proc.poll() is None, "exporter did not start"
+                time.sleep(0.05)
+
+            def post(body: bytes, token: str, request_id: str) -> int:
+                headers = {
+                    "content-type": "application/json",
+                    "x-zm-request-id": request_id,
+                    **sign_headers(token, int(time.time()), body),
+                }
+                signatures.append(headers["x-zm-signature"])
+                return client.post(
+                    public_url + "/webhook", content=body, headers=headers
+                ).status_code
+
+            assert post(BODY, secret, "req-good") == 200
+            assert post(BODY, "guess", "req-forged") == 401
+            assert post(b"[]", secret, "req-array") == 400
+            challenge = {"event": "endpoint.url_validation", "payload": {"plainToken": "pt"}}
+            assert post(json.dumps(challenge).encode(), secret, "req-challenge") == 200
+            auth = {"authorization": f"Bearer {scrape_token}"}
+            assert client.get(internal_url + "/metrics", headers=auth).status_code == 200
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=20)
+    text = output.decode()
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    by_id = {line["request_id"]: line for line in lines if line.get("request_id")}
+    assert by_id["req-good"]["event"] == "meeting.participant_qos"
+    assert by_id["req-good"]["outcome"] == "accepted"
+    assert (by_id["req-forged"]["event"], by_id["req-forged"]["outcome"]) == (
+        "unverified",
+        "invalid_signature",
+    )
+    assert by_id["req-forged"]["status"] == 401
+    assert (by_id["req-array"]["outcome"], by_id["req-array"]["status"]) == ("invalid_payload", 400)
+    assert by_id["req-challenge"]["outcome"] == "accepted"
+    assert all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
+    for leak in (secret, scrape_token, *signatures, *(s.removeprefix("v0=") for s in signatures)):
+        assert leak not in text
+
+
+_ = replace
