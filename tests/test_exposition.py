@@ -34,6 +34,7 @@ FLEET_AND_HEALTH = (
     "zoom_qss_exporter_series",
     "zoom_qss_exporter_series_expired_total",
     "zoom_qss_exporter_series_dropped_total",
+    "zoom_qss_exporter_dedup_entries",
     "zoom_qss_exporter_last_event_timestamp_seconds",
     "zoom_qss_exporter_event_processing_seconds",
     "zoom_qss_exporter_build_info",
