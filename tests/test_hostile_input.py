@@ -206,6 +206,12 @@ CASES: dict[str, Case] = {
     "event_ts not a number": Case(
         _json(with_(qos(), "event_ts", "yesterday")), 422, QOS_INVALID, error_mentions="event_ts"
     ),
+    "event_ts of 400 digits": Case(
+        _json(qos()).replace(b'"event_ts": ', b'"event_ts": ' + b"9" * 400 + b', "y": '),
+        422,
+        QOS_INVALID,
+        error_mentions="event_ts",
+    ),
     "event_ts 1e400": Case(
         _json(qos()).replace(b'"event_ts": ', b'"event_ts": 1e400, "y": '), 422, QOS_INVALID
     ),

@@ -45,6 +45,8 @@ def _item(value: object) -> object:
 
 
 Text = Annotated[str, BeforeValidator(_text)]
+# Unix milliseconds; bounded so that no arithmetic on it can overflow a float (year < 33658)
+EventTime = Annotated[int, Field(ge=0, lt=10**15)]
 Id = Annotated[str, BeforeValidator(_text), Field(min_length=1)]
 
 
@@ -125,7 +127,7 @@ class MeetingEvent(_Model):
     """Any ``meeting.*`` or ``webinar.*`` event: one participant of one instance."""
 
     event: str
-    event_ts: int
+    event_ts: EventTime
     payload: _MeetingPayload
 
     @property
@@ -163,7 +165,7 @@ class SessionEvent(_Model):
     """Any ``session.*`` (Video SDK) event: one user of one session."""
 
     event: str
-    event_ts: int
+    event_ts: EventTime
     payload: _SessionPayload
 
     @property
@@ -231,7 +233,7 @@ class CallQosEvent(_Model):
     """``phone.call_qos``: one sample of one party, every few seconds."""
 
     event: str
-    event_ts: int
+    event_ts: EventTime
     payload: _CallQosPayload
 
     @model_validator(mode="after")
@@ -245,7 +247,7 @@ class CallQosSummaryEvent(_Model):
     """``phone.call_qos_summary``: every sample of the call, per party, at its end."""
 
     event: str
-    event_ts: int
+    event_ts: EventTime
     payload: _CallQosSummaryPayload
 
 
