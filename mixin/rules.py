@@ -319,14 +319,15 @@ def _exporter_alerts(config: Config) -> list[Rule]:
             config,
             "ZoomQSSSignatureFailures",
             f"sum by (job, instance) (increase(zoom_qss_exporter_events_total"
-            f'{{{selector}, outcome="invalid_signature"}}[{window}]))\n'
+            f'{{{selector}, outcome=~"invalid_signature|rate_limited"}}[{window}]))\n'
             f"> {config.signature_failures}\n",
             every,
             "warning",
             "Webhook requests with an invalid signature.",
             "The exporter {{ $labels.instance }} refused "
-            '{{ $value | printf "%.0f" }} requests with an invalid signature in the last '
-            f"{window}: a wrong or rotated secret token, or someone probing the webhook.",
+            '{{ $value | printf "%.0f" }} requests with an invalid signature (or rate-limited '
+            f"after repeated failures) in the last {window}: a wrong or rotated secret token, "
+            "or someone probing the webhook.",
         ),
         _alert(
             config,

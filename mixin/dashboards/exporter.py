@@ -89,12 +89,13 @@ def exporter_health(config: Config) -> Json:
         ),
         timeseries(
             "Signature failures",
-            "Deliveries refused for a missing or invalid signature or an old timestamp: a "
-            "wrong secret token, or someone probing the webhook.",
+            "Deliveries refused for a missing or invalid signature or an old timestamp, and "
+            "those rate-limited after repeated failures: a wrong secret token, or someone "
+            "probing the webhook.",
             [
                 target(
                     f"sum by (instance) (rate(zoom_qss_exporter_events_total"
-                    f'{{{sel}, outcome="invalid_signature"}}[$__rate_interval]))',
+                    f'{{{sel}, outcome=~"invalid_signature|rate_limited"}}[$__rate_interval]))',
                     "{{instance}}",
                 )
             ],
