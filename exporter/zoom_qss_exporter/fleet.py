@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from .convert import FleetSample
 from .plain_metrics import Counter, Histogram
+from .recent import RecentMap
 
 DELAY_BUCKETS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 1.0)
 LOSS_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5)
@@ -24,41 +25,28 @@ MOS_BUCKETS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
 
 
 class SampleLedger:
-    """Newest counted ``date_time`` per sample stream, kept at least ``window`` seconds after
-    the stream was last seen (Zoom's last retry comes about 85 minutes after the first).
-
-    Two generations instead of a last-seen time per stream: every ``window`` seconds the
-    current dict becomes the previous one and the previous one is dropped. Streams are keyed
-    by their 64-bit hash, not their labels: the ledger outlives the series of people who
-    left, and a colliding pair of streams (odds about n²/2⁶⁴) would at worst leave one
-    sample uncounted."""
+    """Newest counted ``date_time`` per sample stream, remembered for ``window`` seconds or
+    more after the stream's last counted sample (Zoom's last retry comes about 85 minutes
+    after the first). Streams are keyed by their 64-bit hash, not their labels: the ledger
+    outlives the series of people who left, and a colliding pair of streams (odds about
+    n²/2⁶⁴) would at worst leave one sample uncounted."""
 
     def __init__(self, window: float) -> None:
-        self.window = window
-        self._current: dict[int, float] = {}
-        self._previous: dict[int, float] = {}
-        self._rotated: float | None = None
+        self._newest: RecentMap[int] = RecentMap(window)
 
     def __len__(self) -> int:
-        """Entries held: a stream seen in both generations counts twice."""
-        return len(self._current) + len(self._previous)
+        return len(self._newest)
 
     def first_sighting(self, stream: tuple[str, ...], timestamp: float, now: float) -> bool:
         key = hash(stream)
-        known = self._current.get(key)
-        if known is None:
-            known = self._previous.get(key)
+        known = self._newest.get(key)
         if known is not None and timestamp <= known:
             return False
-        self._current[key] = timestamp
+        self._newest.set(key, timestamp)
         return True
 
     def expire(self, now: float) -> None:
-        if self._rotated is None:
-            self._rotated = now
-        elif now - self._rotated >= self.window:
-            self._previous, self._current = self._current, {}
-            self._rotated = now
+        self._newest.expire(now)
 
 
 class FleetMetrics(Collector):

@@ -30,6 +30,7 @@ from typing import NamedTuple, Protocol
 
 from .convert import Conversion, Owner
 from .families import INFO_LABELS, PARTICIPANT_INFO, Lifetime
+from .recent import RecentMap
 from .remote_queue import Chunk
 from .remote_write import STALE_NAN, Point
 
@@ -51,40 +52,12 @@ class _Info(NamedTuple):
     updated: float  # our clock, for the TTL
 
 
-class _Ledger:
-    """Newest queued time per stream, remembered at least ``window`` seconds (two
-    generations, as the fleet metrics' ledger)."""
-
-    def __init__(self, window: float) -> None:
-        self.window = window
-        self._current: dict[StreamKey, float] = {}
-        self._previous: dict[StreamKey, float] = {}
-        self._rotated: float | None = None
-
-    def __len__(self) -> int:
-        return len(self._current.keys() | self._previous.keys())
-
-    def get(self, key: StreamKey) -> float | None:
-        known = self._current.get(key)
-        return self._previous.get(key) if known is None else known
-
-    def record(self, key: StreamKey, timestamp: float) -> None:
-        self._current[key] = timestamp
-
-    def expire(self, now: float) -> None:
-        if self._rotated is None:
-            self._rotated = now
-        elif now - self._rotated >= self.window:
-            self._previous, self._current = self._current, {}
-            self._rotated = now
-
-
 class RemoteWriteSink:
     def __init__(self, queue: ChunkQueue, window: float, info_ttl: float, max_owners: int) -> None:
         self.queue = queue
         self.info_ttl = info_ttl
         self.max_owners = max_owners
-        self._ledger = _Ledger(window)
+        self._ledger = RecentMap[StreamKey](window)
         self._info: dict[Owner, _Info] = {}
 
     def offer(self, conversion: Conversion, now: float) -> bool:
@@ -97,7 +70,7 @@ class RemoteWriteSink:
         if not self.queue.offer(chunks):
             return False
         for key, timestamp in newest:
-            self._ledger.record(key, timestamp)
+            self._ledger.set(key, timestamp)
         if info is not None and conversion.info is not None:
             self._info[conversion.info.owner] = info
         return True
