@@ -49,6 +49,9 @@ Series = frozenset[tuple[str, str]]
 Samples = dict[Series, dict[int, float]]
 Event = dict[str, Any]
 
+# idle connections closed by the client before uvicorn's 5 s keep-alive timeout can race a reuse
+_SHORT_KEEPALIVE = httpx.Limits(keepalive_expiry=2.0)
+
 
 # --- processes ---------------------------------------------------------------------------------
 
@@ -101,7 +104,7 @@ def exporter(directory: Path, name: str, remote: str, *flags: str) -> Iterator[s
 def round_robin(backends: list[str]) -> Iterator[str]:
     """A loopback HTTP proxy handing each POST to the next backend in turn."""
     turn = iter(range(1 << 30))
-    client = httpx.Client(timeout=10)
+    client = httpx.Client(timeout=10, limits=_SHORT_KEEPALIVE)
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -134,7 +137,7 @@ def round_robin(backends: list[str]) -> Iterator[str]:
 # --- events and what they should become ----------------------------------------------------------
 
 
-_CLIENT = httpx.Client(timeout=10)  # keep-alive, as Zoom's deliveries
+_CLIENT = httpx.Client(timeout=10, limits=_SHORT_KEEPALIVE)  # keep-alive, as Zoom's deliveries
 
 
 @pytest.fixture(scope="module", autouse=True)

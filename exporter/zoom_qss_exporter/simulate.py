@@ -34,6 +34,7 @@ DEFAULT_TARGET = "http://127.0.0.1:9981/webhook"
 TARGET_ENV = "ZOOM_QSS_SIMULATE_TARGET"
 TOKEN_ENV = "ZOOM_WEBHOOK_SECRET_TOKEN"
 REQUEST_TIMEOUT = 10.0  # seconds; Zoom itself gives up after 3
+KEEPALIVE_EXPIRY = 2.0  # seconds an idle connection is kept for reuse
 PROGRESS_EVERY = 5.0  # seconds between progress lines
 # Timers fire a millisecond or so late; missed send slots up to this many seconds old are
 # caught up, so high rates are reached, while idle time earns no burst.
@@ -146,7 +147,11 @@ class _Simulation:
         start = time.monotonic()
         ticker = asyncio.create_task(self._tick(progress, start)) if progress else None
         try:
-            limits = httpx.Limits(max_connections=self.config.concurrency)
+            # Idle connections are dropped well before uvicorn's 5 s keep-alive timeout: at
+            # the same 5 s (httpx's default) a reused connection can meet the server's close.
+            limits = httpx.Limits(
+                max_connections=self.config.concurrency, keepalive_expiry=KEEPALIVE_EXPIRY
+            )
             async with (
                 httpx.AsyncClient(timeout=REQUEST_TIMEOUT, limits=limits) as client,
                 asyncio.TaskGroup() as tasks,
