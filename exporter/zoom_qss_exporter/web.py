@@ -105,5 +105,8 @@ def serve(app: ASGIApp, settings: Settings) -> None:
         log_config=None,  # our handler (logs.configure) formats uvicorn's lines too
         access_log=False,
         timeout_graceful_shutdown=10,
+        # longer than the usual 60 s idle timeout of clients and proxies, so that they close an
+        # idle connection first and never reuse one the server is closing (a lost delivery)
+        timeout_keep_alive=75,
     )
     uvicorn.Server(config).run(sockets=sockets)
