@@ -14,6 +14,7 @@ import pytest
 
 from zoom_qss_exporter.config import ConfigError, load_settings, parse_duration
 from zoom_qss_exporter.convert import UserNameMode
+from zoom_qss_exporter.remote_client import ParticipantInfo
 
 
 def test_defaults_follow_the_design() -> None:
@@ -67,6 +68,21 @@ def test_every_flag_has_an_environment_variable() -> None:
 def test_bad_environment_value_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="ZOOM_QSS_STORE_TTL"):
         load_settings([], {"ZOOM_WEBHOOK_SECRET_TOKEN": "t", "ZOOM_QSS_STORE_TTL": "soon"})
+
+
+def test_participant_info_mode_of_remote_write() -> None:
+    """merged by default (what the dashboards' joins need); event on request, by flag or
+    variable (the flag wins)."""
+    env = {"ZOOM_WEBHOOK_SECRET_TOKEN": "t", "ZOOM_QSS_REMOTE_WRITE_URL": "http://rw/api/v1/write"}
+    remote = load_settings([], env).remote_write
+    assert remote is not None and remote.participant_info is ParticipantInfo.MERGED
+    event = {**env, "ZOOM_QSS_REMOTE_WRITE_PARTICIPANT_INFO": "event"}
+    remote = load_settings([], event).remote_write
+    assert remote is not None and remote.participant_info is ParticipantInfo.EVENT
+    remote = load_settings(["--remote-write.participant-info=merged"], event).remote_write
+    assert remote is not None and remote.participant_info is ParticipantInfo.MERGED
+    with pytest.raises(ConfigError, match="ZOOM_QSS_REMOTE_WRITE_PARTICIPANT_INFO"):
+        load_settings([], {**env, "ZOOM_QSS_REMOTE_WRITE_PARTICIPANT_INFO": "both"})
 
 
 @pytest.mark.parametrize(

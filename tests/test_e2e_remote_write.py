@@ -8,7 +8,11 @@
   the receiver returns, Zoom redelivers what got 503; then every event ever answered 2xx is
   in Prometheus, sample by sample (counted, not assumed), and nothing of a 503'd event got
   in before its redelivery.
-- Two replicas behind a round-robin proxy give the same result as one.
+- Two replicas behind a round-robin proxy give the same result as one: with
+  ``--remote-write.participant-info=event``, every series, zoom_participant_info included;
+  with ``merged`` (the default), every series but zoom_participant_info, which a replica that
+  saw fewer of a participant's events can write with another, less complete label set (the
+  same participants have info either way).
 """
 
 from __future__ import annotations
@@ -239,7 +243,8 @@ def test_samples_arrive_with_zoom_timestamps_labels_and_values(
         sent = metric(url, "zoom_qss_exporter_remote_write_samples_sent_total")
         assert sent == sum(len(p) for p in got.values())
 
-        # zoom_participant_info: the metadata merged, at the time of each event about them
+        # zoom_participant_info (--remote-write.participant-info=merged, the default): the
+        # metadata merged, at the time of each event about them
         info = {s: p for s, p in got.items() if s not in without_info(got)}
         assert len(info) == len({(dict(s)["meeting_id"], dict(s)["participant_id"]) for s in info})
         for series, points in info.items():
@@ -382,14 +387,17 @@ def test_outage_loses_nothing_answered_2xx(tmp_path: Path) -> None:
             assert overload == figures.answered_503
 
 
-def test_two_replicas_behind_round_robin_equal_one(tmp_path: Path) -> None:
+def one_and_two_replicas(tmp_path: Path, mode: str) -> tuple[Samples, Samples]:
+    """The same events to one exporter and, through a round-robin proxy, to two, each side
+    writing to its own Prometheus in ``--remote-write.participant-info`` ``mode``: what each
+    Prometheus then holds."""
     start = (time.time() // 60 - 30) * 60
     events = [
         e
         for batch in rounds(4, 6, start, meetings=3, participants=2, phone_calls=2, churn=0.2)
         for e in batch
     ]
-    stateless = [*FAST, "--no-store.per-participant"]
+    stateless = [*FAST, "--no-store.per-participant", f"--remote-write.participant-info={mode}"]
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
     with (
@@ -414,22 +422,39 @@ def test_two_replicas_behind_round_robin_equal_one(tmp_path: Path) -> None:
                 if name == "zoom_qss_exporter_remote_write_samples_failed_total"
             )
         one, two = stored(single_prometheus), stored(pair_prometheus)
+    for name, samples in (("one replica", one), ("two replicas", two)):
+        info = {s: p for s, p in samples.items() if s not in without_info(samples)}
         print(
-            f"\nreplicas: {len(without_info(one))} series, "
-            f"{sum(len(p) for p in without_info(one).values())} samples; info series "
-            f"{len(one) - len(without_info(one))} (one replica), "
-            f"{len(two) - len(without_info(two))} (two)"
+            f"\n{mode}, {name}: {len(samples)} series, {sum(len(p) for p in samples.values())} "
+            f"samples, of them zoom_participant_info {len(info)} series, "
+            f"{sum(len(p) for p in info.values())} samples"
         )
-    assert without_info(two) == without_info(one)
     assert len(without_info(one)) > 100
+    assert len(one) > len(without_info(one)), "info series are in the comparison"
+    return one, two
 
-    def owners(samples: Samples) -> set[tuple[str, str, str]]:
-        return {
-            (labels["product"], labels["meeting_id"], labels["participant_id"])
-            for labels in map(dict, samples)
-            if labels["__name__"] == "zoom_participant_info"
-        }
 
-    # Metadata is merged per replica: the same participants, though a replica that saw
-    # only a participant's QoS events knows less about them (docs/remote-write.md).
-    assert owners(two) == owners(one)
+def info_owners(samples: Samples) -> set[tuple[str, str, str]]:
+    return {
+        (labels["product"], labels["meeting_id"], labels["participant_id"])
+        for labels in map(dict, samples)
+        if labels["__name__"] == "zoom_participant_info"
+    }
+
+
+def test_two_replicas_behind_round_robin_equal_one(tmp_path: Path) -> None:
+    """--remote-write.participant-info=event: every series, timestamp and value,
+    zoom_participant_info included, since what is written is a function of the events only,
+    not of which replica received which."""
+    one, two = one_and_two_replicas(tmp_path, "event")
+    assert two == one
+
+
+def test_two_replicas_in_merged_mode_differ_only_in_info_label_sets(tmp_path: Path) -> None:
+    """--remote-write.participant-info=merged (the default): every series but
+    zoom_participant_info is the same. Info is merged per replica: the same participants have
+    it, but a replica that saw fewer of a participant's events (not the summary with the user
+    name, say) can write another, less complete label set (docs/remote-write.md)."""
+    one, two = one_and_two_replicas(tmp_path, "merged")
+    assert without_info(two) == without_info(one)
+    assert info_owners(two) == info_owners(one)

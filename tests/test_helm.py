@@ -45,6 +45,7 @@ from zoom_qss_exporter.config import (
     load_settings,
 )
 from zoom_qss_exporter.convert import ConvertOptions, UserNameMode
+from zoom_qss_exporter.remote_client import ParticipantInfo
 from zoom_qss_exporter.security import MetricsAuth
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -419,6 +420,7 @@ def test_all_features_settings_reach_the_exporter(rendered: dict[str, list[Manif
     assert (remote.timeout, remote.queue_capacity, remote.batch_size) == (20, 100000, 1000)
     assert (remote.flush_interval, remote.min_backoff, remote.max_backoff) == (2, 0.1, 30)
     assert remote.shutdown_timeout == 10
+    assert remote.participant_info is ParticipantInfo.EVENT  # not the default
     archive = settings.archive
     assert archive is not None and archive.directory == "/var/lib/zoom-qss-exporter/archive"
     assert (archive.max_bytes, archive.max_files) == (1048576, 5)

@@ -1,9 +1,11 @@
 """What of a conversion goes to remote write: the pull mode's names, labels and values, late
-items in requests of their own, merged metadata, nothing kept from a refused event."""
+items in requests of their own, metadata merged (the default) or as each event has it
+(replicas agree), nothing kept from a refused event."""
 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -15,6 +17,7 @@ from zoom_qss_exporter.convert import ConvertOptions, convert
 from zoom_qss_exporter.events import EVENT_MODELS
 from zoom_qss_exporter.exposition import render_store
 from zoom_qss_exporter.families import PARTICIPANT_INFO
+from zoom_qss_exporter.remote_client import ParticipantInfo
 from zoom_qss_exporter.remote_queue import Chunk
 from zoom_qss_exporter.remote_sink import RemoteWriteSink
 from zoom_qss_exporter.remote_write import decode, encode
@@ -43,8 +46,15 @@ class FakeQueue:
         return taken
 
 
-def sink(queue: FakeQueue, max_owners: int = 1000) -> RemoteWriteSink:
-    return RemoteWriteSink(queue, window=5400.0, info_ttl=3600.0, max_owners=max_owners)
+EVENT, MERGED = ParticipantInfo.EVENT, ParticipantInfo.MERGED
+
+
+def sink(
+    queue: FakeQueue, max_owners: int = 1000, mode: ParticipantInfo = MERGED
+) -> RemoteWriteSink:
+    return RemoteWriteSink(
+        queue, 5400.0, info_ttl=3600.0, max_owners=max_owners, participant_info=mode
+    )
 
 
 def conversion(document: dict[str, Any]) -> Any:
@@ -68,11 +78,13 @@ def qos_event(date_time: str, latency: str = "100 ms", user_id: str = "16778240"
     return document
 
 
+@pytest.mark.parametrize("mode", list(ParticipantInfo))
 @pytest.mark.parametrize("name", sorted(EVENT_MODELS))
-def test_same_names_labels_and_values_as_the_pull_mode(name: str) -> None:
-    """Every example event: what a scrape shows of it is exactly what remote write sends
-    (empty label values are absent in both once in Prometheus); but an info series that
-    would carry no more than a user name is not written (see test_info_waits_for_metadata)."""
+def test_same_names_labels_and_values_as_the_pull_mode(name: str, mode: ParticipantInfo) -> None:
+    """Every example event, in either mode: what a scrape shows of it is exactly what remote
+    write sends (empty label values are absent in both once in Prometheus); but an info series
+    that would carry no more than a user name is not written (see
+    test_merged_info_waits_for_metadata, test_event_mode_info_is_each_metadata_events_own)."""
     converted = conversion(example(name))
     store = SeriesStore(StoreLimits())
     store.apply(converted, NOW)
@@ -81,7 +93,7 @@ def test_same_names_labels_and_values_as_the_pull_mode(name: str) -> None:
         for (metric, labels), value in parse_metrics(render_store(store).decode()).items()
     }
     queue = FakeQueue()
-    assert sink(queue).offer(converted, NOW)
+    assert sink(queue, mode=mode).offer(converted, NOW)
     pushed = {
         (dict(labels)["__name__"], frozenset(p for p in labels if p[0] != "__name__")): samples
         for labels, samples in sent(queue.take()).items()
@@ -103,9 +115,9 @@ def data_event(participant: str = "16778240", event_ts: float = NOW) -> dict[str
     return data
 
 
-def test_samples_carry_zoom_time_and_info_the_event_time() -> None:
+def test_samples_carry_zoom_time_and_merged_info_the_event_time() -> None:
     queue = FakeQueue()
-    rw = sink(queue)
+    rw = sink(queue, mode=MERGED)
     assert rw.offer(conversion(data_event(event_ts=NOW - 30)), NOW + 999)
     assert rw.offer(conversion(qos_event("2023-11-14T22:12:20Z")), NOW + 999)
     series = sent(queue.take())
@@ -117,11 +129,11 @@ def test_samples_carry_zoom_time_and_info_the_event_time() -> None:
     ], "event_ts of each event, not the arrival"
 
 
-def test_info_waits_for_metadata() -> None:
+def test_merged_info_waits_for_metadata() -> None:
     """QoS events name no device or network: a replica that saw only those writes no info
     series, so that another replica's (which saw the data event) stays the only one."""
     queue = FakeQueue()
-    rw = sink(queue)
+    rw = sink(queue, mode=MERGED)
     assert rw.offer(conversion(qos_event("2023-11-14T22:12:00Z")), NOW)
     assert not any(p.family is PARTICIPANT_INFO for c in queue.take() for p in c.points)
     summary = copy.deepcopy(example("meeting.participant_qos_summary"))
@@ -150,9 +162,10 @@ def test_late_and_repeated_items_go_in_requests_of_their_own() -> None:
     assert not any(chunk.alone for chunk in queue.take())
 
 
-def test_a_refused_event_leaves_no_trace() -> None:
+@pytest.mark.parametrize("mode", list(ParticipantInfo))
+def test_a_refused_event_leaves_no_trace(mode: ParticipantInfo) -> None:
     queue = FakeQueue()
-    rw = sink(queue)
+    rw = sink(queue, mode=mode)
     queue.refuse = True
     assert not rw.offer(conversion(data_event()), NOW)
     assert not rw.offer(conversion(qos_event("2023-11-14T22:13:00Z")), NOW)
@@ -166,7 +179,7 @@ def test_a_refused_event_leaves_no_trace() -> None:
 
 def test_info_is_merged_and_a_changed_label_set_ends_the_old_series() -> None:
     queue = FakeQueue()
-    rw = sink(queue)
+    rw = sink(queue, mode=MERGED)
     data = copy.deepcopy(example("meeting.participant_data"))
     data["event_ts"] = int(NOW * 1000)
     participant = data["payload"]["object"]["participant"]
@@ -197,9 +210,10 @@ def test_info_is_merged_and_a_changed_label_set_ends_the_old_series() -> None:
     assert queue.take() == []
 
 
-def test_past_the_owner_cap_info_goes_unmerged() -> None:
+@pytest.mark.parametrize("mode", list(ParticipantInfo))
+def test_past_the_owner_cap_info_goes_unmerged(mode: ParticipantInfo) -> None:
     queue = FakeQueue()
-    rw = sink(queue, max_owners=1)
+    rw = sink(queue, max_owners=1, mode=mode)
     assert rw.offer(conversion(data_event("a")), NOW)
     assert rw.offer(conversion(data_event("b")), NOW)
     infos = [p for c in queue.take() for p in c.points if p.family is PARTICIPANT_INFO]
@@ -216,3 +230,158 @@ def test_expiry_forgets_streams_and_metadata() -> None:
     assert rw.offer(conversion(qos_event("2023-11-14T22:12:00Z")), NOW + 10800)
     chunks = queue.take()
     assert not any(chunk.alone for chunk in chunks)
+
+
+# --- --remote-write.participant-info=event (opt-in, for several replicas) ----------------------
+
+
+def metadata_event(
+    event_ts: float,
+    name: str = "meeting.participant_data",
+    participant: str = "16778240",
+    **changes: str,
+) -> dict[str, Any]:
+    """A ``*_data`` or ``*_data_summary`` example about ``participant``, its item changed."""
+    document = copy.deepcopy(example(name))
+    document["event_ts"] = int(event_ts * 1000)
+    who = document["payload"]["object"].get("participant") or document["payload"]["object"]["user"]
+    who["participant_id" if "participant" in document["payload"]["object"] else "id"] = participant
+    item = who["data"][0]
+    for key, value in changes.items():
+        if value:
+            item[key] = value
+        else:
+            item.pop(key, None)
+    return document
+
+
+def qos_summary_event(event_ts: float, participant: str = "16778240") -> dict[str, Any]:
+    summary = copy.deepcopy(example("meeting.participant_qos_summary"))
+    summary["payload"]["object"]["participant"]["participant_id"] = participant
+    summary["event_ts"] = int(event_ts * 1000)
+    return summary
+
+
+def a_participants_events() -> list[dict[str, Any]]:
+    """One participant's events in arrival order: joins, QoS minutes, a change of network, the
+    QoS summary with their name, the data summary (another device name), Zoom's late retry of
+    an older data event and a redelivery of the change."""
+    minute = qos_event("2023-11-14T22:14:00Z")
+    minute["event_ts"] = int(NOW * 1000) + 120_000
+    change = metadata_event(NOW + 90, network_type="Wifi")
+    return [
+        metadata_event(NOW),
+        qos_event("2023-11-14T22:13:00Z"),
+        change,
+        minute,
+        qos_summary_event(NOW + 150),
+        metadata_event(NOW + 150, "meeting.participant_data_summary"),
+        metadata_event(NOW + 30, camera=""),  # late: its retry came after the change
+        change,  # Zoom's redelivery
+    ]
+
+
+Points = set[tuple[Series, int, float]]
+
+
+def written(mode: ParticipantInfo, events: list[dict[str, Any]]) -> tuple[Points, Points]:
+    """The samples one sink writes of ``events``, and its staleness markers."""
+    queue = FakeQueue()
+    rw = sink(queue, mode=mode)
+    for document in events:
+        assert rw.offer(conversion(document), NOW)
+    points = {(s, t, v) for s, samples in sent(queue.take()).items() for t, v in samples}
+    return {p for p in points if not math.isnan(p[2])}, {p for p in points if math.isnan(p[2])}
+
+
+def test_event_mode_replicas_together_write_what_one_writes() -> None:
+    """Every split of a participant's events between two replicas (in arrival order each): the
+    two write, together, exactly the samples one replica seeing all of them writes. Merged
+    metadata does not have that property: it depends on what each replica saw."""
+    events = a_participants_events()
+    one, _ = written(EVENT, events)
+    assert len({s for s, _, _ in one if dict(s)["__name__"] == "zoom_participant_info"}) == 4
+    differs = False
+    for mask in itertools.product((0, 1), repeat=len(events)):
+        a = [e for e, side in zip(events, mask, strict=True) if side == 0]
+        b = [e for e, side in zip(events, mask, strict=True) if side == 1]
+        assert written(EVENT, a)[0] | written(EVENT, b)[0] == one, mask
+        differs |= written(MERGED, a)[0] | written(MERGED, b)[0] != written(MERGED, events)[0]
+    assert differs, "merged: what a replica writes depends on what it saw"
+
+
+def info_points(queue: FakeQueue) -> list[tuple[dict[str, str], float, float, bool]]:
+    """Labels (the empty ones too), time, value and alone-ness of the info points queued."""
+    return [
+        (dict(zip(PARTICIPANT_INFO.labels, p.labels, strict=True)), p.timestamp, p.value, c.alone)
+        for c in queue.take()
+        for p in c.points
+        if p.family is PARTICIPANT_INFO
+    ]
+
+
+def test_event_mode_info_is_each_metadata_events_own() -> None:
+    """Written from *_data and *_data_summary events only, with their labels alone: QoS
+    events and summaries (a user name at most) write no info, and nothing of an earlier event
+    fills in what a later one lacks."""
+    queue = FakeQueue()
+    rw = sink(queue, mode=EVENT)
+    assert rw.offer(conversion(qos_event("2023-11-14T22:12:00Z")), NOW)
+    assert rw.offer(conversion(qos_summary_event(NOW + 1)), NOW)
+    assert info_points(queue) == []
+
+    assert rw.offer(conversion(metadata_event(NOW + 2)), NOW)
+    ((labels, when, value, alone),) = info_points(queue)
+    assert (when, value, alone) == (NOW + 2, 1.0, False)
+    assert labels["user_name"] == "", "the name was in the summary, not in this event"
+    assert labels["device"] == "WIN" and labels["camera"] == "FaceTime HD Camera"
+
+    assert rw.offer(conversion(qos_event("2023-11-14T22:13:00Z")), NOW)  # refreshes nothing
+    assert info_points(queue) == []
+    assert rw.offer(conversion(metadata_event(NOW + 3, camera="")), NOW)
+    (new, *_), (old, _, marker, _) = info_points(queue)
+    assert new["camera"] == "" and new["device"] == "WIN", "not merged with the earlier event"
+    assert old == labels and math.isnan(marker)
+
+    assert rw.offer(conversion(metadata_event(NOW + 4, "session.user_data", "s1")), NOW)
+    ((session, *_),) = info_points(queue)
+    assert session["product"] == "session" and session["user_name"] == "example", "its own"
+
+
+def test_event_mode_late_info_goes_alone_and_a_change_ends_the_old_series() -> None:
+    queue = FakeQueue()
+    rw = sink(queue, mode=EVENT)
+    assert rw.offer(conversion(metadata_event(NOW)), NOW)
+    ((first, *_),) = info_points(queue)
+
+    assert rw.offer(conversion(metadata_event(NOW + 60, network_type="Wifi")), NOW)
+    (new, when, one, alone), (old, stale_at, marker, marker_alone) = info_points(queue)
+    assert new["network_type"] == "Wifi" and (when, one, alone) == (NOW + 60, 1.0, False)
+    assert old == first and stale_at == NOW + 60.001 and math.isnan(marker) and marker_alone
+
+    assert rw.offer(conversion(metadata_event(NOW + 30)), NOW)  # older than the info queued
+    ((late, when, one, alone),) = info_points(queue)
+    assert (late, when, one, alone) == (first, NOW + 30, 1.0, True), "written, on its own"
+    assert rw.offer(conversion(metadata_event(NOW + 60, network_type="Wifi")), NOW)  # again
+    ((again, when, _, alone),) = info_points(queue)
+    assert (again, when, alone) == (new, NOW + 60, True), "a redelivery: no marker"
+
+    assert rw.offer(conversion(metadata_event(NOW + 90)), NOW)  # newer again: back to Wired
+    (back, _, _, alone), (ended, _, marker, _) = info_points(queue)
+    assert back == first and not alone and ended == new and math.isnan(marker)
+
+
+def test_event_mode_remembers_a_participant_while_they_send_events() -> None:
+    """The label set last queued is kept for the info TTL after the participant's last event
+    (a per-minute one too), then forgotten: a change after that ends no series."""
+    queue = FakeQueue()
+    rw = sink(queue, mode=EVENT)
+    assert rw.offer(conversion(metadata_event(NOW)), NOW)
+    assert rw.offer(conversion(qos_event("2023-11-14T22:13:00Z")), NOW + 3000)
+    queue.take()
+    rw.expire(NOW + 4000)
+    assert rw.offer(conversion(metadata_event(NOW + 4000, device="Mac")), NOW + 4000)
+    assert [math.isnan(value) for _, _, value, _ in info_points(queue)] == [False, True]
+    rw.expire(NOW + 4000 + 3601)
+    assert rw.offer(conversion(metadata_event(NOW + 8000, device="iOS")), NOW + 8000)
+    assert [math.isnan(value) for _, _, value, _ in info_points(queue)] == [False]

@@ -67,7 +67,11 @@ class Exporter:
             self.remote_write = RemoteWriteQueue(settings.remote_write)
             self.registry.register(self.remote_write)
             sink = RemoteWriteSink(
-                self.remote_write, settings.dedup_window, settings.summary_ttl, settings.max_series
+                self.remote_write,
+                settings.dedup_window,
+                settings.summary_ttl,
+                settings.max_series,
+                settings.remote_write.participant_info,
             )
         self.archive: Archive | None = None
         if settings.archive is not None:

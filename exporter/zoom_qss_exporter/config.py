@@ -13,7 +13,7 @@ from typing import Any
 
 from .archive import ArchiveOptions
 from .convert import ConvertOptions, UserNameMode
-from .remote_client import RESERVED_HEADERS, RemoteWriteOptions
+from .remote_client import RESERVED_HEADERS, ParticipantInfo, RemoteWriteOptions
 from .security import MetricsAuth
 
 TOKEN_ENV = "ZOOM_WEBHOOK_SECRET_TOKEN"
@@ -499,6 +499,19 @@ def add_remote_write_arguments(parser: argparse.ArgumentParser, environ: Mapping
         "15s",
         "How long a stopping exporter keeps sending what is queued.",
     )
+    flag(
+        "--remote-write.participant-info",
+        ParticipantInfo,
+        "merged",
+        "How zoom_participant_info is written: merged (the default: merged per replica as in "
+        "the pull mode and refreshed by every event, as the joins of the dashboards and rules "
+        "need; several replicas may write differing info series for a participant) or event "
+        "(each *_data event's own metadata, written only at *_data events: any number of "
+        "replicas write the same series, but joins find the info only shortly after those "
+        "events, and meeting and webinar participants have no user_name).",
+        choices=list(ParticipantInfo),
+        metavar="{event,merged}",
+    )
 
 
 def remote_write_from_args(args: argparse.Namespace) -> RemoteWriteOptions | None:
@@ -524,6 +537,7 @@ def remote_write_from_args(args: argparse.Namespace) -> RemoteWriteOptions | Non
         min_backoff=get("min_backoff"),
         max_backoff=get("max_backoff"),
         shutdown_timeout=get("shutdown_timeout"),
+        participant_info=get("participant_info"),
     )
     if options.bearer_token_file and options.basic_auth_username:
         raise ConfigError(

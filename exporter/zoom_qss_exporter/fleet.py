@@ -32,18 +32,13 @@ class SampleLedger:
     n²/2⁶⁴) would at worst leave one sample uncounted."""
 
     def __init__(self, window: float) -> None:
-        self._newest: RecentMap[int] = RecentMap(window)
+        self._newest = RecentMap(window)
 
     def __len__(self) -> int:
         return len(self._newest)
 
     def first_sighting(self, stream: tuple[str, ...], timestamp: float, now: float) -> bool:
-        key = hash(stream)
-        known = self._newest.get(key)
-        if known is not None and timestamp <= known:
-            return False
-        self._newest.set(key, timestamp)
-        return True
+        return self._newest.newer(hash(stream), timestamp)
 
     def expire(self, now: float) -> None:
         self._newest.expire(now)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Generator
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -35,6 +36,19 @@ RESERVED_HEADERS = frozenset(
 )
 
 
+class ParticipantInfo(Enum):
+    """``--remote-write.participant-info``: how ``zoom_participant_info`` is written
+    (:mod:`.remote_sink`, docs/remote-write.md)."""
+
+    # The default: merged per replica as in the pull mode and refreshed by every event about
+    # the participant, as the joins of the dashboards and rules need. Several replicas may
+    # write differing label sets for one participant (each merges only what it received).
+    MERGED = "merged"
+    # Opt-in: each *_data / *_data_summary event's own metadata, written only at those events:
+    # any number of replicas write exactly the same series.
+    EVENT = "event"
+
+
 @dataclass(frozen=True, slots=True)
 class RemoteWriteOptions:
     url: str
@@ -53,6 +67,7 @@ class RemoteWriteOptions:
     min_backoff: float = 0.25
     max_backoff: float = 10.0
     shutdown_timeout: float = 15.0
+    participant_info: ParticipantInfo = ParticipantInfo.MERGED
 
     def __repr__(self) -> str:  # no credentials or headers in logs and tracebacks
         return f"RemoteWriteOptions(url={redact(self.url)!r}, ...)"

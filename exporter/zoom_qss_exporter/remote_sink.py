@@ -10,14 +10,36 @@ Two pieces of per-replica state, both bounded in time:
 - the newest time already queued per sample stream. An item not newer than that (Zoom's
   redelivery, or its retry of an event answered 503 while newer ones got through) is queued
   in a chunk of its own, so that a receiver refusing it does not refuse good samples with it.
-- ``zoom_participant_info``, merged as the pull store merges it (newest values win, an empty
+- per participant, the ``zoom_participant_info`` label set last queued and its time (and in
+  ``merged`` mode the merged metadata), for ``--store.summary-ttl`` after their last event
+  and for at most ``--store.max-series`` participants (past that, each event's own view,
+  unmerged and without staleness markers).
+
+``zoom_participant_info`` in one of two modes (``--remote-write.participant-info``):
+
+- ``merged`` (the default): merged as the pull store merges it (newest values win, an empty
   value never erases a known one), so that an event carrying only part of a participant's
-  metadata does not start a second info series. When the merged labels change, the old
-  series gets a staleness marker, as a scrape would give it (in a request of its own). It is
-  written only once the metadata holds more than a user name (a ``*_data`` or
-  ``*_data_summary`` event came by): with several replicas, one that saw only a participant's
-  QoS events would otherwise write a second, emptier info series for them, and joins on it
-  would find two.
+  metadata does not start a second info series, and refreshed by each of their events, so
+  that the joins of the dashboards and recording rules on ``zoom_participant_info`` find it
+  all meeting long on the remote engine too. When the merged labels change, the old series
+  gets a staleness marker, as a scrape would give it (in a request of its own). It is written
+  only once the metadata holds more than a user name (a ``*_data`` or ``*_data_summary``
+  event came by): with several replicas, one that saw only a participant's QoS events would
+  otherwise write a second, emptier info series for them, and joins on it would find two.
+  Still, with several replicas, one that saw fewer of a participant's events (not the summary
+  with the user name, say) merges less and writes another, less complete label set.
+- ``event`` (opt-in, for several replicas that must write exactly the same series): written
+  from each event that carries device or network metadata (``*_data``, ``*_data_summary``),
+  with that event's labels alone (``""`` where it lacks one; ``user_name`` only when the
+  event itself carries it, as Video SDK's do), at its ``event_ts``, whatever this replica saw
+  before. The samples written are a function of the set of events only, so any number of
+  replicas behind a load balancer write exactly what one would. Per-minute QoS events and QoS
+  summaries (which carry at most a user name) write no info, so joins on plain
+  ``zoom_participant_info`` find a participant only within the lookback after a data event.
+  The replica's record decides only which request the sample goes in (an event not newer
+  than the info last queued for the participant goes in a chunk of its own) and whether a
+  staleness marker ends the label set this replica queued before, when the event brings
+  another (as in ``merged`` mode; it helps instant queries only).
 
 Nothing changes unless the queue takes the whole event: a refused event leaves no trace, so
 Zoom's redelivery of it is not a duplicate.
@@ -31,6 +53,7 @@ from typing import NamedTuple, Protocol
 from .convert import Conversion, Owner
 from .families import INFO_LABELS, PARTICIPANT_INFO, Lifetime
 from .recent import RecentMap
+from .remote_client import ParticipantInfo
 from .remote_queue import Chunk
 from .remote_write import STALE_NAN, Point
 
@@ -53,24 +76,35 @@ class _Info(NamedTuple):
 
 
 class RemoteWriteSink:
-    def __init__(self, queue: ChunkQueue, window: float, info_ttl: float, max_owners: int) -> None:
+    def __init__(
+        self,
+        queue: ChunkQueue,
+        window: float,
+        info_ttl: float,
+        max_owners: int,
+        participant_info: ParticipantInfo = ParticipantInfo.MERGED,
+    ) -> None:
         self.queue = queue
         self.info_ttl = info_ttl
         self.max_owners = max_owners
-        self._ledger = RecentMap[StreamKey](window)
+        self.participant_info = participant_info
+        self._ledger = RecentMap(window)  # keyed by hash(StreamKey), as the fleet ledger
         self._info: dict[Owner, _Info] = {}
 
     def offer(self, conversion: Conversion, now: float) -> bool:
         """Queue the event's samples, all or nothing; False when the queue is full."""
         chunks, newest = self._samples(conversion)
-        info, info_chunks = self._info_update(conversion, now)
+        if self.participant_info is ParticipantInfo.EVENT:
+            info, info_chunks = self._event_info(conversion, now)
+        else:
+            info, info_chunks = self._merged_info(conversion, now)
         chunks.extend(info_chunks)
         if not chunks:
             return True
         if not self.queue.offer(chunks):
             return False
         for key, timestamp in newest:
-            self._ledger.set(key, timestamp)
+            self._ledger.set(hash(key), timestamp)
         if info is not None and conversion.info is not None:
             self._info[conversion.info.owner] = info
         return True
@@ -87,7 +121,7 @@ class RemoteWriteSink:
             this = (family.lifetime is Lifetime.SAMPLE, stream)
             if this != key or timestamp != when:
                 key, when = this, timestamp
-                known = self._ledger.get(key)
+                known = self._ledger.get(hash(key))
                 if known is not None and timestamp <= known:
                     group = []
                     chunks.append(Chunk(group, alone=True))
@@ -100,7 +134,32 @@ class RemoteWriteSink:
             chunks.insert(0, Chunk(fresh))
         return chunks, newest
 
-    def _info_update(self, conversion: Conversion, now: float) -> tuple[_Info | None, list[Chunk]]:
+    def _event_info(self, conversion: Conversion, now: float) -> tuple[_Info | None, list[Chunk]]:
+        """The event's own metadata, if it names more than a user, at the event's time; the
+        record kept tells only where it goes (and which series this replica ends)."""
+        update = conversion.info
+        if update is None:
+            return None, []
+        owner = update.owner
+        record = self._info.get(owner)
+        new = tuple(update.values.get(k, "") for k in _INFO_KEYS)
+        if not any(new[1:]):  # a per-minute event or a QoS summary: no device, no network
+            return (None if record is None else record._replace(updated=now)), []
+        labels = (*owner, *new)
+        point = Point(PARTICIPANT_INFO, labels, 1.0, update.timestamp)
+        if record is None:
+            if len(self._info) >= self.max_owners:  # past the cap: written, not remembered
+                return None, [Chunk([point])]
+            return _Info(update.timestamp, new, labels, update.timestamp, now), [Chunk([point])]
+        if update.timestamp <= record.sent_at:  # late: may be refused, so on its own
+            return record._replace(updated=now), [Chunk([point], alone=True)]
+        chunks = [Chunk([point])]
+        if record.sent is not None and record.sent != labels:
+            marker = Point(PARTICIPANT_INFO, record.sent, STALE_NAN, update.timestamp + 0.001)
+            chunks.append(Chunk([marker], alone=True))
+        return _Info(update.timestamp, new, labels, update.timestamp, now), chunks
+
+    def _merged_info(self, conversion: Conversion, now: float) -> tuple[_Info | None, list[Chunk]]:
         """The merged metadata to keep, and what to queue for it: nothing for an event not
         newer than the info last queued (it may fill in unknown values: the next event sends
         them)."""

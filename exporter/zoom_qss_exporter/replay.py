@@ -151,7 +151,7 @@ async def to_remote_write(
 ) -> None:
     """Each event through the pipeline into the queue, waiting whenever the queue is full."""
     queue = RemoteWriteQueue(options)
-    sink = RemoteWriteSink(queue, _FOREVER, _FOREVER, 1 << 62)
+    sink = RemoteWriteSink(queue, _FOREVER, _FOREVER, 1 << 62, options.participant_info)
     pipeline = Pipeline(
         SeriesStore(StoreLimits(max_series=1)),  # unused: per-participant series are off
         FleetMetrics(SampleLedger(_FOREVER)),
