@@ -150,7 +150,7 @@ def exporter(*args: str, port: int | None = None) -> Server:
 
 def trivial(port: int | None = None) -> Server:
     """bench/trivial_app.py with the uvicorn settings the exporter's ``serve`` uses (default
-    loop and HTTP implementation, no access log, 10 s graceful shutdown, warning logs)."""
+    httptools and uvloop, no access log, 10 s graceful shutdown, warning logs)."""
     port = port or free_port()
     argv = [
         executable("uvicorn"),
@@ -161,6 +161,8 @@ def trivial(port: int | None = None) -> Server:
         f"--port={port}",
         "--log-level=warning",
         "--no-access-log",
+        "--http=httptools",
+        "--loop=uvloop",
         "--timeout-graceful-shutdown=10",
     ]
     return Server("trivial", argv, port, dict(os.environ)).start(_tcp_ready)
