@@ -37,6 +37,13 @@ WHERE = "in {{ $labels.product }} {{ $labels.meeting_id }}"
 _go_float: Callable[[float], str] = floatToGoString  # spells ``le`` as the exporter does
 
 
+def one_info(selector: str) -> str:
+    """One zoom_participant_info series per participant, whatever its other labels: joins on
+    it (``group_left``) and counts of it then hold when a participant briefly has two (several
+    remote-write replicas, a device or network change); with one, the result is the same."""
+    return f"topk by ({PARTICIPANT}) (1, {selector})"
+
+
 def number(value: float) -> str:
     """A PromQL literal: 0.15, 5, 3.5."""
     return f"{value:g}"
@@ -97,10 +104,12 @@ def _participant_records(config: Config) -> list[Rule]:
         },
         {
             # Where each participant connects from: data center and network type of the info.
+            # One info series per participant (topk): two at once (replicas, a device or
+            # network change) would otherwise fail the whole rule on duplicate match groups.
             "record": "participant_data_center_network_type:zoom_qos_poor:max",
             "expr": f"participant:zoom_qos_poor:max\n* on ({PARTICIPANT}) group_left "
             "(data_center, network_type)\n"
-            f"group by ({PARTICIPANT}, data_center, network_type) (zoom_participant_info)\n",
+            f"{one_info('zoom_participant_info')}\n",
         },
     ]
     for label, _, _ in DIMENSIONS:

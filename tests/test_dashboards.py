@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from test_rules import known_metrics, metric_names, promtool
+from test_rules import ONE_INFO, known_metrics, metric_names, promtool
 
 DASHBOARDS = sorted((Path(__file__).resolve().parents[1] / "dashboards").glob("*.json"))
 PREFIX, TAG = "Zoom QSS / ", "zoom-qss"
@@ -173,6 +173,55 @@ def test_links_lead_to_these_dashboards(board: dict[str, Any]) -> None:
             target = next(load(p) for p in DASHBOARDS if load(p)["uid"] == match.group(1))
             for name in re.findall(r"var-(\w+)=", link["url"]):
                 assert name in variables(target), (link["url"], name)
+
+
+def test_info_is_joined_and_counted_one_series_per_participant(board: dict[str, Any]) -> None:
+    """A participant may have two zoom_participant_info series at once (remote-write
+    replicas, a device or network change): a join on ``group by`` of them would fail the whole
+    query (duplicate match group), and a count would count that participant twice."""
+    for where, expr in queries(board):
+        if "group_left" in expr or expr.startswith("count"):
+            assert expr.count("zoom_participant_info") == expr.count(ONE_INFO), where
+
+
+def test_a_participant_with_two_info_series_keeps_the_latency_panel(tmp_path: Path) -> None:
+    """promtool evaluates the meeting drill-down's Latency query over one participant with two
+    info series of different user_name: one series, not a failed query."""
+    board = load(next(path for path in DASHBOARDS if path.name == "zoom-qss-meeting.json"))
+    (expr,) = [t["expr"] for p in panels(board) if p["title"] == "Latency" for t in p["targets"]]
+    expr = substitute(expr, {"product": "meeting", "meeting": "m1", "participant": ".+"})
+    who = 'product="meeting", meeting_id="m1", participant_id="p1"'
+    unit_test = {
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {
+                        "series": f'zoom_qos_latency_seconds{{{who}, qos_type="audio_input"}}',
+                        "values": "0.1x3",
+                    },
+                    {"series": f'zoom_participant_info{{{who}, user_name="Ada"}}', "values": "1x3"},
+                    {
+                        "series": f'zoom_participant_info{{{who}, user_name="Ada L."}}',
+                        "values": "1x3",
+                    },
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": f"count by (qos_type) ({expr})",
+                        "eval_time": "2m",
+                        "exp_samples": [{"labels": '{qos_type="audio_input"}', "value": 1}],
+                    }
+                ],
+            }
+        ]
+    }
+    test_file = tmp_path / "two_infos.yaml"
+    test_file.write_text(yaml.safe_dump(unit_test))
+    result = subprocess.run(
+        [promtool(), "test", "rules", test_file], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_drilldown_is_product_meeting_participant() -> None:

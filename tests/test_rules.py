@@ -22,6 +22,7 @@ RECORDING_FILE = RULES / "zoom-qss-recording.yaml"
 UNIT_TESTS = sorted((RULES / "tests").glob("*.yaml"))
 RUNBOOK = ROOT / "docs" / "runbook.md"
 PARTICIPANT_LABELS = ("product", "meeting_id", "participant_id", "qos_type")
+ONE_INFO = "topk by (product, meeting_id, participant_id) (1, zoom_participant_info"
 
 # Families that are not in families.py (fleet histograms, counters, self-metrics), and the
 # series other exporters or Prometheus itself provide.
@@ -150,6 +151,14 @@ def test_participant_alerts_say_who_and_where() -> None:
                 assert f"$labels.{label}" in rule["annotations"]["description"], rule["alert"]
             assert "zoom_participant_info" in rule["annotations"]["description"]
             assert " by " not in rule["expr"] and "without" not in rule["expr"], rule["alert"]
+
+
+def test_recording_rules_join_one_info_series_per_participant() -> None:
+    """Two info series for one participant at once must not fail the join (unit-tested in
+    rules/tests/fleet.yaml)."""
+    for rule in rules(RECORDING_FILE):
+        if "zoom_participant_info" in rule["expr"]:
+            assert rule["expr"].count("zoom_participant_info") == rule["expr"].count(ONE_INFO)
 
 
 def test_recording_rules_are_named_level_metric_operations() -> None:

@@ -21,6 +21,7 @@ from ..grafana import (
     timeseries,
     variable,
 )
+from ..rules import one_info
 from .common import FLEET_UID, MEETING_UID, above, mos_steps, percentiles
 
 
@@ -188,7 +189,7 @@ def fleet_overview(config: Config) -> Json:
                 f"by {words.lower()}; empty means Zoom did not say.",
                 [
                     target(
-                        f"count by ({label}) (zoom_participant_info{{{p}}})",
+                        f"count by ({label}) ({one_info(f'zoom_participant_info{{{p}}}')})",
                         f"{{{{{label}}}}}",
                         instant=True,
                     )

@@ -23,6 +23,7 @@ from ..grafana import (
     timeseries,
     variable,
 )
+from ..rules import one_info
 from .common import MEETING_UID, PRESSURE, QUALITY, above, mos_steps
 
 _WHO = 'product="$product", meeting_id="$meeting", participant_id=~"$participant"'
@@ -33,8 +34,7 @@ def _named(expr: str) -> str:
     """Adds the participant's user_name (from zoom_participant_info) to each series."""
     return (
         f"{expr}\n* on (product, meeting_id, participant_id) group_left (user_name)\n"
-        f"group by (product, meeting_id, participant_id, user_name) "
-        f"(zoom_participant_info{{{_WHO}}})"
+        f"{one_info(f'zoom_participant_info{{{_WHO}}}')}"
     )
 
 
@@ -51,7 +51,9 @@ def meeting_drilldown(config: Config) -> Json:
         table(
             "Participants",
             "Who is (or was, within --store.summary-ttl) in this meeting: name, device, "
-            "network and Zoom data center, from zoom_participant_info.",
+            "network and Zoom data center, from zoom_participant_info (one participant may show "
+            "in two rows with several remote-write replicas, or briefly after a device or "
+            "network change).",
             [target(f"zoom_participant_info{{{_WHO}}}", table=True)],
             "none",
             columns=info_columns,
