@@ -44,6 +44,21 @@ def one_info(selector: str) -> str:
     return f"topk by ({PARTICIPANT}) (1, {selector})"
 
 
+def with_user_name(expr: str, selector: str) -> str:
+    """``expr`` (per-participant series, aggregated or not) with the participant's ``user_name``
+    joined from ``one_info(selector)``, falling back to ``expr`` itself, without ``user_name``,
+    for a participant who has no info series at that instant: in remote-write's ``event`` mode
+    (info only within the lookback after a join or leave), for one whose info was dropped at the
+    series cap, or before the first event with metadata. The join keeps all or none of a
+    participant's series (it matches on the participant alone), so ``or on`` the participant
+    adds exactly the series of those the join dropped. ``expr`` is written twice in the query,
+    once here."""
+    return (
+        f"(\n  ({expr})\n  * on ({PARTICIPANT}) group_left (user_name)\n  {one_info(selector)}\n)"
+        f"\nor on ({PARTICIPANT})\n({expr})"
+    )
+
+
 def number(value: float) -> str:
     """A PromQL literal: 0.15, 5, 3.5."""
     return f"{value:g}"

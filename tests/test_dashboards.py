@@ -224,6 +224,103 @@ def test_a_participant_with_two_info_series_keeps_the_latency_panel(tmp_path: Pa
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+_JOIN = "* on (product, meeting_id, participant_id) group_left (user_name)"
+_FALLBACK = "\nor on (product, meeting_id, participant_id)\n"
+
+
+def _meeting_query(title: str) -> str:
+    board = load(next(path for path in DASHBOARDS if path.name == "zoom-qss-meeting.json"))
+    (expr,) = [t["expr"] for p in panels(board) if p["title"] == title for t in p["targets"]]
+    return substitute(expr, {"product": "meeting", "meeting": "m1", "participant": ".+"})
+
+
+def test_every_user_name_join_falls_back_to_the_plain_series() -> None:
+    """A participant with no zoom_participant_info at the instant (remote-write's event mode
+    outside the lookback after a join or leave, info dropped at the series cap, before the
+    first event with metadata) would vanish from a plain join: every meeting-dashboard query
+    that joins user_name adds, ``or on`` the participant, the very series it joined."""
+    board = load(next(path for path in DASHBOARDS if path.name == "zoom-qss-meeting.json"))
+    joined = 0
+    for panel in panels(board):
+        for target in panel["targets"]:
+            expr = target["expr"]
+            if "zoom_participant_info" not in expr or panel["type"] == "table":
+                continue
+            joined += 1
+            where = f"{panel['title']} {target['refId']}"
+            assert expr.count(_JOIN) == 1 and expr.count(_FALLBACK) == 1, where
+            left, fallback = expr.split(_FALLBACK)
+            series = left.split(_JOIN)[0].strip().removeprefix("(").strip()
+            assert left.startswith("(") and left.endswith(")"), where
+            assert series == fallback, where  # the same series, without user_name
+            assert "{{participant_id}}" in target["legendFormat"], where
+    assert joined >= 10
+
+
+_RSSI = "Wi-Fi signal (RSSI)"
+
+
+@pytest.mark.parametrize("title", ["Latency", _RSSI])
+def test_participants_without_info_keep_their_series(tmp_path: Path, title: str) -> None:
+    """promtool evaluates a meeting drill-down query (plain, and aggregated per participant)
+    over p1 without any info series, p2 with one and p3 with two (a device change): each keeps
+    exactly its series, p2 and p3 with their user_name, p1 without."""
+    expr = _meeting_query(title)
+    metric, extra = (
+        ("zoom_qos_wifi_rssi_dbm", 'qos_type="as_input", stat="avg"')
+        if title == _RSSI
+        else ("zoom_qos_latency_seconds", 'qos_type="audio_input"')
+    )
+
+    def who(participant: str) -> str:
+        return f'product="meeting", meeting_id="m1", participant_id="{participant}"'
+
+    info = [
+        (who("p2"), 'user_name="Ada", device="Mac"'),
+        (who("p3"), 'user_name="Bob", device="Mac"'),
+        (who("p3"), 'user_name="Bob", device="iPhone"'),
+    ]
+    unit_test = {
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    *(
+                        {"series": f"{metric}{{{who(p)}, {extra}}}", "values": "-60x3"}
+                        for p in ("p1", "p2", "p3")
+                    ),
+                    *(
+                        {"series": f"zoom_participant_info{{{w}, {labels}}}", "values": "1x3"}
+                        for w, labels in info
+                    ),
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": f"count by (participant_id, user_name) ({expr})",
+                        "eval_time": "2m",
+                        "exp_samples": [
+                            {"labels": '{participant_id="p1"}', "value": 1},
+                            {"labels": '{participant_id="p2", user_name="Ada"}', "value": 1},
+                            {"labels": '{participant_id="p3", user_name="Bob"}', "value": 1},
+                        ],
+                    },
+                    {
+                        "expr": f"({expr}) != -60",  # the values are the series' own
+                        "eval_time": "2m",
+                        "exp_samples": [],
+                    },
+                ],
+            }
+        ]
+    }
+    test_file = tmp_path / "no_info.yaml"
+    test_file.write_text(yaml.safe_dump(unit_test))
+    result = subprocess.run(
+        [promtool(), "test", "rules", test_file], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_drilldown_is_product_meeting_participant() -> None:
     board = load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-meeting"))
     names = [var["name"] for var in board["templating"]["list"]]

@@ -23,19 +23,19 @@ from ..grafana import (
     timeseries,
     variable,
 )
-from ..rules import one_info
+from ..rules import with_user_name
 from .common import MEETING_UID, PRESSURE, QUALITY, above, mos_steps
 
 _WHO = 'product="$product", meeting_id="$meeting", participant_id=~"$participant"'
+# Grafana (10.4+, legends rendered by its Prometheus backend) renders an absent label as "":
+# a participant without info (no user_name) still reads "<participant_id> <qos_type>".
 _NAMED = "{{user_name}} {{participant_id}} {{qos_type}}"
 
 
 def _named(expr: str) -> str:
-    """Adds the participant's user_name (from zoom_participant_info) to each series."""
-    return (
-        f"{expr}\n* on (product, meeting_id, participant_id) group_left (user_name)\n"
-        f"{one_info(f'zoom_participant_info{{{_WHO}}}')}"
-    )
+    """Adds the participant's user_name (from zoom_participant_info) to each series, keeping
+    the series of a participant without info (see ``with_user_name``)."""
+    return with_user_name(expr, f"zoom_participant_info{{{_WHO}}}")
 
 
 def meeting_drilldown(config: Config) -> Json:
