@@ -38,6 +38,18 @@ def test_tokens_rotate_from_env_and_file(tmp_path: Path) -> None:
     assert s.secret_tokens == ("old", "new", "from-file")
 
 
+def test_secrets_are_not_in_the_settings_repr() -> None:
+    """Settings may end up in a traceback or a debug line: no token or salt in them."""
+    s = load_settings(
+        ["--privacy.user-name=hash", "--privacy.hash-salt=salt-5k2"],
+        {"ZOOM_WEBHOOK_SECRET_TOKEN": "tok-8v1, tok-2m7"},
+    )
+    assert s.secret_tokens == ("tok-8v1", "tok-2m7")
+    shown = repr(s)
+    assert "tok-8v1" not in shown and "tok-2m7" not in shown and "salt-5k2" not in shown
+    assert "max_series=" in shown, "the rest is still shown"
+
+
 def test_no_token_is_refused_with_a_fix() -> None:
     with pytest.raises(ConfigError, match="ZOOM_WEBHOOK_SECRET_TOKEN"):
         load_settings([], {})

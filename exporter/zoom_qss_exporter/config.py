@@ -31,7 +31,7 @@ class Settings:
     port: int = 9981
     telemetry_path: str = "/metrics"
     webhook_path: str = "/webhook"
-    secret_tokens: tuple[str, ...] = ()
+    secret_tokens: tuple[str, ...] = field(default=(), repr=False)  # never in logs or tracebacks
     skip_signature_verification: bool = False
     replay_window: float = 300.0
     max_request_bytes: int = 1 << 20

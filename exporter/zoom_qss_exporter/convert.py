@@ -79,7 +79,7 @@ class UserNameMode(Enum):
 @dataclass(frozen=True, slots=True)
 class ConvertOptions:
     user_name: UserNameMode = UserNameMode.PLAIN
-    hash_salt: str = ""
+    hash_salt: str = field(default="", repr=False)
 
 
 class Sample(NamedTuple):
