@@ -13,9 +13,9 @@ for ``--meeting-rounds`` rounds and end (they just stop reporting, so their seri
 replaced by new meetings, keeping ~200k series reporting. RSS is printed once a minute; after
 the first TTL + 1 minute (the store filling up to its steady size) it must stay within 10%.
 
-    .venv/bin/python bench/expiry.py                     # about 1.5 minutes (--ttl 60)
-    .venv/bin/python bench/expiry.py --quick             # under a minute (--ttl 30)
-    .venv/bin/python bench/expiry.py --churn-minutes     # 10 minutes of churn
+    .venv/bin/python -m bench.expiry                     # about 1.5 minutes (--ttl 60)
+    .venv/bin/python -m bench.expiry --quick             # under a minute (--ttl 30)
+    .venv/bin/python -m bench.expiry --churn-minutes     # 10 minutes of churn
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-import events
-import harness
-from harness import Connection, Server, Table
+from bench import events, harness
+from bench.harness import Connection, Server, Table
 
 SERIES = 200_000
 GRACE = 30.0  # series must be gone within TTL + GRACE
@@ -173,7 +172,7 @@ def expiry(args: argparse.Namespace) -> tuple[Table, list[str]]:
     if not dropped:
         notes.append(
             "RSS did not drop after expiry, so that half of the target is not met here; the "
-            "other half is flat RSS under churn: bench/expiry.py --churn-minutes 10"
+            "other half is flat RSS under churn: python -m bench.expiry --churn-minutes 10"
         )
     return table, notes
 

@@ -1,9 +1,13 @@
 """What every HTTP benchmark needs: servers in subprocesses that are always cleaned up, a small
 raw-socket HTTP/1.1 client cheap enough not to be the bottleneck, /metrics scrapes, and the
-result table.
+result table. The hardening runs (``hardening/``) use its process half too: :func:`executable`,
+:func:`free_port`, :func:`exit_on_sigterm`, :class:`Server` and :class:`Exporter`.
 
 Servers listen on 127.0.0.1 only, on a free port. A :class:`Server` is a context manager and
-its ``stop`` runs on every way out (normal end, exception, Ctrl-C, SIGTERM).
+its ``stop`` runs on every way out (normal end, exception, Ctrl-C, SIGTERM); a server that
+does not get ready is stopped by ``start`` itself.
+
+The benchmarks run as modules from the repository root: ``.venv/bin/python -m bench.ingest``.
 """
 
 from __future__ import annotations
@@ -24,17 +28,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
+from typing import Self
 
 import httpx
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
-BIN = Path(sys.executable).parent  # the scripts run as .venv/bin/python bench/x.py
+BIN = Path(sys.executable).parent  # run as .venv/bin/python -m bench.x (or -m hardening.x)
 TOKEN = "bench-token"
 
 
 def executable(name: str) -> str:
-    """``name`` from the virtualenv the benchmark runs in, else from PATH."""
+    """``name`` from the virtualenv the run uses, else from PATH."""
     local = BIN / name
     return str(local) if local.exists() else name
 
@@ -55,15 +60,29 @@ def exit_on_sigterm() -> None:
 
 
 class Server:
-    """A server subprocess on 127.0.0.1; its output goes to a log file kept for the report."""
+    """A server subprocess on 127.0.0.1; its output goes to a log file kept for the report.
 
-    def __init__(self, name: str, argv: Sequence[str], port: int, env: dict[str, str]) -> None:
+    ``ready`` says whether the server answers yet. ``spawn`` and ``wait_ready`` are the two
+    halves of ``start``, for a run that times a restart; a restart appends to the same log.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        port: int,
+        env: dict[str, str],
+        ready: Callable[[Server], bool],
+        *,
+        log_prefix: str = "bench",
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.port = port
         self.env = env
+        self.ready = ready
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = Path(tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")[1])
+        self.log = Path(tempfile.mkstemp(prefix=f"{log_prefix}-{name}-", suffix=".log")[1])
 
     @property
     def url(self) -> str:
@@ -74,31 +93,47 @@ class Server:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, ready: Callable[[Server], bool], timeout: float = 30.0) -> Server:
-        with self.log.open("wb") as out:
+    def spawn(self) -> None:
+        with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 self.argv, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=REPO
             )
-        deadline = time.monotonic() + timeout
+
+    def wait_ready(self, timeout: float = 30.0) -> float:
+        """Poll ``ready`` until it says yes; returns the seconds it took."""
+        assert self.proc is not None
+        start = time.monotonic()
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited at start:\n{self.log_text()}")
             with contextlib.suppress(OSError, httpx.HTTPError):
-                if ready(self):
-                    return self
-            if time.monotonic() > deadline:
+                if self.ready(self):
+                    return time.monotonic() - start
+            if time.monotonic() - start > timeout:
                 raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s")
-            time.sleep(0.05)  # polling the readiness condition
+            time.sleep(0.01)  # polling the readiness condition
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
+    def start(self, timeout: float = 30.0) -> Self:
+        self.spawn()
         try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> int | None:
+        """Terminate (kill after 20 s) unless it has exited; its exit code, None if never run."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
 
     def log_text(self) -> str:
         try:
@@ -110,7 +145,7 @@ class Server:
         """Log lines above INFO (the servers run with --log.level warning)."""
         return [line for line in self.log_text().splitlines() if line.strip()]
 
-    def __enter__(self) -> Server:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -132,20 +167,30 @@ def _tcp_ready(server: Server) -> bool:
         return True
 
 
-def exporter(*args: str, port: int | None = None) -> Server:
-    """``zoom-qss-exporter serve`` on loopback, signing token "bench-token", quiet logs."""
-    port = port or free_port()
-    argv = [
-        executable("zoom-qss-exporter"),
-        "serve",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--log.level=warning",
-        "--zoom.replay-window=2h",
-        *args,
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOOM_QSS_")}
-    env["ZOOM_WEBHOOK_SECRET_TOKEN"] = TOKEN
-    return Server("exporter", argv, port, env).start(_exporter_ready)
+class Exporter(Server):
+    """``zoom-qss-exporter serve`` on loopback with ``args``, quiet logs (``--log.level=warning``
+    comes first, so ``args`` may override it), webhook secret token ``token``; not started."""
+
+    def __init__(
+        self, *args: str, port: int | None = None, token: str = TOKEN, log_prefix: str = "bench"
+    ) -> None:
+        port = port or free_port()
+        argv = [
+            executable("zoom-qss-exporter"),
+            "serve",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warning",
+            *args,
+        ]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ZOOM_QSS_")}
+        env["ZOOM_WEBHOOK_SECRET_TOKEN"] = token
+        super().__init__("exporter", argv, port, env, _exporter_ready, log_prefix=log_prefix)
+
+
+def exporter(*args: str, port: int | None = None) -> Exporter:
+    """A started :class:`Exporter` with token "bench-token" and a 2 h replay window (the
+    benchmarks' requests are signed when generated)."""
+    return Exporter("--zoom.replay-window=2h", *args, port=port).start()
 
 
 def trivial(port: int | None = None) -> Server:
@@ -155,8 +200,8 @@ def trivial(port: int | None = None) -> Server:
     argv = [
         executable("uvicorn"),
         "--app-dir",
-        str(BENCH),
-        "trivial_app:app",
+        str(REPO),
+        "bench.trivial_app:app",
         "--host=127.0.0.1",
         f"--port={port}",
         "--log-level=warning",
@@ -165,7 +210,7 @@ def trivial(port: int | None = None) -> Server:
         "--loop=uvloop",
         "--timeout-graceful-shutdown=10",
     ]
-    return Server("trivial", argv, port, dict(os.environ)).start(_tcp_ready)
+    return Server("trivial", argv, port, dict(os.environ), _tcp_ready).start()
 
 
 # --- /metrics ---------------------------------------------------------------------------------
@@ -309,8 +354,8 @@ class Table:
         return any(row[5] == "FAIL" for row in self.rows)
 
 
-def mib(n: float) -> str:
-    return f"{n / 2**20:,.0f} MiB"
+def mib(n: float, decimals: int = 0) -> str:
+    return f"{n / 2**20:,.{decimals}f} MiB"
 
 
 def ms(seconds: float) -> str:

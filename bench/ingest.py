@@ -15,8 +15,8 @@ and a run whose file wrapped around is flagged. After each exporter run the expo
 equal the 2xx answers wrk counted, plus at most the requests in flight when wrk stopped at its
 deadline (the exporter still handles those; wrk no longer counts their answers).
 
-    .venv/bin/python bench/ingest.py            # 3 rounds of 10 s each
-    .venv/bin/python bench/ingest.py --quick    # 2 rounds of 5 s each
+    .venv/bin/python -m bench.ingest            # 3 rounds of 10 s each
+    .venv/bin/python -m bench.ingest --quick    # 2 rounds of 5 s each
 """
 
 from __future__ import annotations
@@ -34,9 +34,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import events
-import harness
-from harness import Server, Table
+from bench import events, harness
+from bench.harness import Server, Table
 
 TARGET_RATE = 2500.0
 TARGET_RATIO = 0.60

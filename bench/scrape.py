@@ -7,8 +7,8 @@ ASGI app does it, ``gzip.compress`` at its default level). Ours is the exporter'
 Both are timed in this process, in the same run, and reported as ratios; memory is measured
 in a fresh subprocess per implementation as RSS growth from empty to N series.
 
-    .venv/bin/python bench/scrape.py                 # 10k, 50k, 200k series
-    .venv/bin/python bench/scrape.py --sizes 20000   # quicker
+    .venv/bin/python -m bench.scrape                 # 10k, 50k, 200k series
+    .venv/bin/python -m bench.scrape --sizes 20000   # quicker
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
+from bench.harness import REPO
 from zoom_qss_exporter.app import Exporter
 from zoom_qss_exporter.config import Settings
 from zoom_qss_exporter.convert import ConvertOptions, convert
@@ -141,7 +142,8 @@ def measure_memory(kind: str, size: int) -> dict[str, float]:
 
 def memory_in_subprocess(kind: str, size: int) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, __file__, "--memory", kind, "--sizes", str(size)],
+        [sys.executable, "-m", "bench.scrape", "--memory", kind, "--sizes", str(size)],
+        cwd=REPO,
         check=True,
         capture_output=True,
         text=True,

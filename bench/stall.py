@@ -7,8 +7,8 @@ runs in a separate process, first alone (the baseline) and then while this proce
 a fresh one-minute-newer update of a loaded participant. Target: p99 webhook latency under
 100 ms while scraping.
 
-    .venv/bin/python bench/stall.py            # 30 s per phase at 400 events/s
-    .venv/bin/python bench/stall.py --quick    # 15 s per phase
+    .venv/bin/python -m bench.stall            # 30 s per phase at 400 events/s
+    .venv/bin/python -m bench.stall --quick    # 15 s per phase
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import events
-import harness
-from harness import Connection, Server, Table
+from bench import events, harness
+from bench.harness import Connection, Server, Table
 
 TARGET_P99 = 0.100
 SERIES = 200_000
@@ -138,7 +137,8 @@ class LoadProcess:
         self.out = requests.with_name(f"latencies-{skip}.json")
         argv = [
             sys.executable,
-            __file__,
+            "-m",
+            "bench.stall",
             "--worker",
             f"--port={server.port}",
             f"--requests={requests}",
@@ -148,7 +148,7 @@ class LoadProcess:
             f"--out={self.out}",
         ]
         self.timeout = args.seconds + REQUEST_TIMEOUT + 30
-        self.proc = subprocess.Popen(argv)
+        self.proc = subprocess.Popen(argv, cwd=harness.REPO)
 
     def running(self) -> bool:
         return self.proc.poll() is None

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import httpx
 
-from hardening.common import Exporter, exit_on_sigterm
+from bench.harness import exit_on_sigterm
+from hardening.common import Exporter
 from hardening.traffic import Traffic
 
 WORKERS = 32

@@ -29,7 +29,9 @@ from pathlib import Path
 
 import httpx
 
-from hardening.common import Exporter, exit_on_sigterm, mib, value
+from bench.events import value
+from bench.harness import exit_on_sigterm
+from hardening.common import Exporter, mib
 from hardening.traffic import ITEMS_PER_EVENT, MIX, Traffic, write
 
 TARGET_RATE = 2 * 2500.0  # requests/s offered: twice the benchmark's target

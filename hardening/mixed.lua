@@ -1,29 +1,23 @@
 -- wrk script: replay the request file named by $REQUESTS (written by hardening/traffic.py:
--- "kind<TAB>content-type<TAB>signature<TAB>timestamp<TAB>body" a line), in order, and count
--- the answers by status and, for 200, by what the body says. Run with -t1: one thread reads
--- the file in order. Past the last line it starts again and counts a wrap (a replayed valid
--- line is a stale repeat: the run is then flagged).
+-- "kind<TAB>content-type<TAB>signature<TAB>timestamp<TAB>body" a line), in order, with
+-- bench/request_file.lua, and count the answers by status and, for 200, by what the body says.
+-- Run with -t1: one thread reads the file in order; a wrap (a replayed valid line is a stale
+-- repeat) flags the run.
 -- done() prints one line, "mixed-result {...}", for hardening/load.py.
 
-local path = assert(os.getenv("REQUESTS"), "set REQUESTS to the request file")
-local f = assert(io.open(path, "r"))
+local here = debug.getinfo(1, "S").source:match("^@(.-)[^/]*$")
+package.path = here .. "../bench/?.lua;" .. package.path
+local request_file = require("request_file")
 
-sent = 0
-wraps = 0
+local next_line = request_file.reader()
+
 statuses = {}
 accepted = 0
 stale = 0
 ignored = 0
 
 request = function()
-  local line = f:read("*l")
-  if not line then
-    wraps = wraps + 1
-    f:seek("set")
-    line = f:read("*l")
-  end
-  sent = sent + 1
-  local kind, ctype, sig, ts, body = line:match("([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)")
+  local kind, ctype, sig, ts, body = next_line():match("([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)")
   return wrk.format("POST", "/webhook", {
     ["content-type"] = ctype,
     ["x-zm-signature"] = sig,
@@ -44,28 +38,21 @@ response = function(status, headers, body)
   end
 end
 
-local threads = {}
-
-function setup(thread)
-  table.insert(threads, thread)
-end
+setup = request_file.setup
 
 function done(summary, latency, requests)
   local total = {}
-  local t = threads[1]
+  for _, thread in ipairs(request_file.threads) do
+    for status, n in pairs(thread:get("statuses")) do
+      total[status] = (total[status] or 0) + n
+    end
+  end
   local parts = {}
-  for status, n in pairs(t:get("statuses")) do
+  for status, n in pairs(total) do
     table.insert(parts, string.format('"%d": %d', status, n))
   end
-  local e = summary.errors
   io.write(string.format(
-    'mixed-result {"duration_us": %d, "requests": %d, "sent": %d, "wraps": %d, '
-      .. '"accepted": %d, "stale": %d, "ignored": %d, "statuses": {%s}, '
-      .. '"connect_errors": %d, "read_errors": %d, "write_errors": %d, "timeouts": %d, '
-      .. '"latency_us": {"mean": %.1f, "p50": %d, "p90": %d, "p99": %d, "p999": %d, "max": %d}}\n',
-    summary.duration, summary.requests, t:get("sent"), t:get("wraps"),
-    t:get("accepted"), t:get("stale"), t:get("ignored"), table.concat(parts, ", "),
-    e.connect, e.read, e.write, e.timeout,
-    latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency:percentile(99.9), latency.max))
+    'mixed-result {%s, "accepted": %d, "stale": %d, "ignored": %d, "statuses": {%s}}\n',
+    request_file.figures(summary, latency), request_file.sum("accepted"),
+    request_file.sum("stale"), request_file.sum("ignored"), table.concat(parts, ", ")))
 end

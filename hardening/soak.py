@@ -22,7 +22,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from hardening.common import TOKEN, Exporter, executable, exit_on_sigterm, mib, value
+from bench.events import value
+from bench.harness import executable, exit_on_sigterm
+from hardening.common import TOKEN, Exporter, mib
 
 WINDOW_MINUTES = 5  # every lifetime of the soak's exporter
 SETTLE_MINUTES = WINDOW_MINUTES + 1  # the window is full, plus one minute of slack
