@@ -4,9 +4,10 @@ The simulator (``zoom-qss-exporter simulate``) keeps ``meetings x participants``
 meetings, webinars and Video SDK sessions plus a few phone calls; each round a participant
 leaves with the chance ``--churn`` (its ``*_qos_summary`` and ``*_data_summary`` arrive) and a
 newcomer takes the seat, so participant ids never repeat. The exporter runs with a 5-minute
-lifetime for every kind of state (``--store.ttl``, ``--store.summary-ttl``,
-``--store.dedup-window``), so the TTL window is full after about 6 minutes; from then on both
-RSS and the live series must stay flat.
+lifetime for every kind of state (``--store.ttl``, ``--store.summary-ttl``, and a 2.5-minute
+``--store.dedup-window``, as the redelivery ledger keeps a stream one to two windows), so the
+TTL window is full after about 6 minutes; from then on both RSS and the live series must stay
+flat.
 
     .venv/bin/python -m hardening.soak                  # 15 minutes
     .venv/bin/python -m hardening.soak --minutes 3      # a quick look
@@ -76,7 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     exit_on_sigterm()
     window = f"{WINDOW_MINUTES}m"
     lifetimes = (f"--store.ttl={window}", f"--store.summary-ttl={window}")
-    with Exporter(*lifetimes, f"--store.dedup-window={window}") as exporter:
+    # The redelivery ledger keeps a stream one to two dedup windows after its last sample:
+    # half the TTL, so that it too holds nothing older than the TTL window.
+    dedup = f"--store.dedup-window={WINDOW_MINUTES * 30}s"
+    with Exporter(*lifetimes, dedup) as exporter:
         exporter.start()
         simulator = subprocess.Popen(
             [
