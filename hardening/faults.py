@@ -1,7 +1,8 @@
 """Faults: SIGTERM in the middle of load, then a restart.
 
 While 32 clients post valid events over keep-alive connections, 8 more requests are left
-half-sent (headers and half the body). Then the exporter gets SIGTERM; once it has stopped
+half-sent (headers and half the body). Once the exporter has read what was sent of them
+(their rx queues in ``/proc/net/tcp`` are empty), it gets SIGTERM; once it has stopped
 accepting connections the 8 send the rest of their bodies. Every request it answered must be
 a 2xx (the shutdown itself answers nothing 5xx); the 8 in flight must be answered 200 (drained);
 requests that found the connection closed are transport errors, which Zoom retries. The
@@ -96,6 +97,38 @@ async def half_sent(
     return reader, writer, data[cut:]
 
 
+def unread_bytes(server_port: int, client_ports: set[int]) -> int | None:
+    """Bytes the kernel holds that the server has not read yet, over its connections from
+    ``client_ports`` (``/proc/net/tcp``: rx_queue of the server's side); None if any of those
+    connections is not there (yet)."""
+    found: dict[int, int] = {}
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            local, remote, queues = fields[1], fields[2], fields[4]
+            if int(local.split(":")[1], 16) != server_port:
+                continue
+            client = int(remote.split(":")[1], 16)
+            if client in client_ports:
+                found[client] = int(queues.split(":")[1], 16)
+    return sum(found.values()) if found.keys() == client_ports else None
+
+
+async def until_read(server_port: int, writers: list[asyncio.StreamWriter]) -> float:
+    """Wait until the server has read all that was sent on ``writers``: then their requests'
+    headers are parsed and they are in flight, which a graceful shutdown must finish.
+    (uvicorn closes a connection whose request it has not started, as it should: the client
+    sees a transport error and retries.) Returns the seconds waited."""
+    ports = {writer.get_extra_info("sockname")[1] for writer in writers}
+    started = time.monotonic()
+    while unread_bytes(server_port, ports) != 0:  # polling the kernel's view of the sockets
+        if time.monotonic() - started > 10:
+            raise RuntimeError("the exporter did not read the half-sent requests within 10 s")
+        await asyncio.sleep(0.005)
+    return time.monotonic() - started
+
+
 async def refused(port: int) -> bool:
     try:
         _, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -111,6 +144,7 @@ async def sigterm_under_load(exporter: Exporter, load_seconds: float) -> dict[st
     await asyncio.sleep(load_seconds)  # the load runs this long before the fault
     requests = [load.request() for _ in range(IN_FLIGHT)]
     pending = [await half_sent(exporter.port, request) for request in requests]
+    read_within = await until_read(exporter.port, [writer for _, writer, _ in pending])
     assert exporter.proc is not None
     answered_before = sum(load.answers.values())
     signalled = time.monotonic()
@@ -151,6 +185,7 @@ async def sigterm_under_load(exporter: Exporter, load_seconds: float) -> dict[st
         "server_errors": sum(n for status, n in load.answers.items() if status >= 500),
         "transport_errors_after_sigterm": dict(load.transport_errors),
         "in_flight_at_sigterm": IN_FLIGHT,
+        "in_flight_read_by_server_s": round(read_within, 3),
         "in_flight_answers": dict(drained),
         "stopped_accepting_s": round(stopped_accepting, 3),
         "exit_code": code,
