@@ -75,13 +75,6 @@ def show(p: Poll) -> None:
     )
 
 
-def exporter_logs(problems: list[str]) -> list[str]:
-    if not problems:
-        return []
-    head = f"exporter log lines at warning or above ({len(problems)}):"
-    return [head, *("  " + line for line in problems[:20])]
-
-
 # --- default mode: load, stop, watch ----------------------------------------------------------
 
 
@@ -168,7 +161,7 @@ def expiry(args: argparse.Namespace) -> tuple[Table, list[str]]:
         True if dropped else None,
     )
     table.add("share of the store's growth given back", f"{round(returned * 100)}%")
-    notes = exporter_logs(problems)
+    notes = harness.exporter_logs(problems)
     if not dropped:
         notes.append(
             "RSS did not drop after expiry, so that half of the target is not met here; the "
@@ -292,7 +285,7 @@ def churn(args: argparse.Namespace) -> tuple[Table, list[str]]:
         "0 non-200",
         bad == 0,
     )
-    return table, exporter_logs(problems)
+    return table, harness.exporter_logs(problems)
 
 
 def main() -> int:

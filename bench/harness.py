@@ -360,3 +360,12 @@ def mib(n: float, decimals: int = 0) -> str:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f} ms"
+
+
+def exporter_logs(problems: list[str]) -> list[str]:
+    """The lines that report an exporter's warnings: a heading and the first 20 (none if
+    there were none)."""
+    if not problems:
+        return []
+    head = f"exporter log lines at warning or above ({len(problems)}):"
+    return [head, *("  " + line for line in problems[:20])]

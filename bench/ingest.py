@@ -250,11 +250,9 @@ def main() -> int:
         table = report(results, args)
         print()
         print(table.render())
-        if problems:
-            print()
-            print(f"exporter log lines at warning or above ({len(problems)}):")
-            for line in problems[:20]:
-                print("  " + line)
+        logs = harness.exporter_logs(problems)
+        if logs:
+            print("\n" + "\n".join(logs))
         return 1 if table.failed else 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -35,3 +35,11 @@ class Exporter(harness.Exporter):
 def mib(n: float) -> str:
     """Bytes in MiB to a tenth: the soak compares RSS minute by minute."""
     return harness.mib(n, 1)
+
+
+def verdict(run: str, problems: list[str]) -> int:
+    """Print each problem and the run's verdict; the exit status."""
+    for problem in problems:
+        print("FAIL:", problem)
+    print(f"{run}:", "FAIL" if problems else "ok")
+    return 1 if problems else 0

@@ -27,7 +27,7 @@ from pathlib import Path
 import httpx
 
 from bench.harness import exit_on_sigterm
-from hardening.common import Exporter
+from hardening.common import Exporter, verdict
 from hardening.traffic import Traffic
 
 WORKERS = 32
@@ -243,10 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         problems.append(f"exit code {shutdown['exit_code']}")
     if again["first_event_status"] != 200 or float(str(again["first_event_s"])) > 10:
         problems.append("the restart did not serve within 10 s")
-    for problem in problems:
-        print("FAIL:", problem)
-    print("faults:", "FAIL" if problems else "ok")
-    return 1 if problems else 0
+    return verdict("faults", problems)
 
 
 if __name__ == "__main__":

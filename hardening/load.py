@@ -31,7 +31,7 @@ import httpx
 
 from bench.events import value
 from bench.harness import exit_on_sigterm
-from hardening.common import Exporter, mib
+from hardening.common import Exporter, mib, verdict
 from hardening.traffic import ITEMS_PER_EVENT, MIX, Traffic, write
 
 TARGET_RATE = 2 * 2500.0  # requests/s offered: twice the benchmark's target
@@ -179,10 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         problems.append("the request file wrapped: some valid events were repeats")
     if not alive or scraper.failures:
         problems.append("the exporter died or a scrape failed")
-    for problem in problems:
-        print("FAIL:", problem)
-    print("load:", "FAIL" if problems else "ok")
-    return 1 if problems else 0
+    return verdict("load", problems)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench.events import value
 from bench.harness import executable, exit_on_sigterm
-from hardening.common import TOKEN, Exporter, mib
+from hardening.common import TOKEN, Exporter, mib, verdict
 
 WINDOW_MINUTES = 5  # every lifetime of the soak's exporter
 SETTLE_MINUTES = WINDOW_MINUTES + 1  # the window is full, plus one minute of slack
@@ -138,10 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             problems.append(f"series not flat: spread {series:.1%}")
     if args.json:
         args.json.write_text(json.dumps([asdict(s) for s in samples], indent=2) + "\n")
-    for problem in problems:
-        print("FAIL:", problem)
-    print("soak:", "FAIL" if problems else "ok")
-    return 1 if problems else 0
+    return verdict("soak", problems)
 
 
 if __name__ == "__main__":
