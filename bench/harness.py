@@ -195,7 +195,8 @@ def exporter(*args: str, port: int | None = None) -> Exporter:
 
 def trivial(port: int | None = None) -> Server:
     """bench/trivial_app.py with the uvicorn settings the exporter's ``serve`` uses (default
-    httptools and uvloop, no access log, 10 s graceful shutdown, warning logs)."""
+    httptools with its head and body in one write, uvloop, no access log, 10 s graceful shutdown,
+    warning logs)."""
     port = port or free_port()
     argv = [
         executable("uvicorn"),
@@ -206,7 +207,7 @@ def trivial(port: int | None = None) -> Server:
         f"--port={port}",
         "--log-level=warning",
         "--no-access-log",
-        "--http=httptools",
+        "--http=zoom_qss_exporter.transport:CoalescingHttpToolsProtocol",
         "--loop=uvloop",
         "--timeout-graceful-shutdown=10",
     ]

@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from zoom_qss_exporter.app import Exporter, create_app
 from zoom_qss_exporter.config import Settings
 from zoom_qss_exporter.signature import sign_headers
+from zoom_qss_exporter.transport import CoalescingHttpToolsProtocol
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "spec" / "examples"
 TOKEN = "test-secret-token"
@@ -103,7 +104,13 @@ def serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(app, http="httptools", loop="uvloop", log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            http=CoalescingHttpToolsProtocol,
+            loop="uvloop",
+            log_level="warning",
+            lifespan="on",
+        )
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

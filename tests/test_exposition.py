@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import gzip
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ from prometheus_client.registry import Collector
 from conftest import LiveExporter, example
 from zoom_qss_exporter import families as f
 from zoom_qss_exporter.convert import Conversion, InfoUpdate, Sample
-from zoom_qss_exporter.exposition import render_store
+from zoom_qss_exporter.exposition import MetricsEndpoint, render_store
 from zoom_qss_exporter.families import ALL_FAMILIES
 from zoom_qss_exporter.store import SeriesStore, StoreLimits
 
@@ -236,3 +237,48 @@ def test_rendered_store_passes_promtool() -> None:
         timeout=60,
     )
     assert result.returncode == 0 and not result.stdout and not result.stderr, result
+
+
+class _WatchedEndpoint(MetricsEndpoint):
+    """Counts renders, and notes whether an older body was still held when one began."""
+
+    def __init__(self, store: SeriesStore, clock: Callable[[], float]) -> None:
+        super().__init__(store, CollectorRegistry(), max_age=1.0, clock=clock)
+        self.renders = 0
+        self.held_during_render: list[bool] = []
+
+    async def _render(self, openmetrics: bool, compress: bool) -> list[bytes]:
+        self.renders += 1
+        self.held_during_render.append(bool(self._cache))
+        return await super()._render(openmetrics, compress)
+
+
+def test_a_body_is_reused_within_its_max_age_and_dropped_before_the_next_render() -> None:
+    now = [0.0]
+    endpoint = _WatchedEndpoint(_filled_store(), lambda: now[0])
+
+    async def scrape() -> bytes:
+        chunks, _ = await endpoint.body("", "")
+        return b"".join(chunks)
+
+    first = asyncio.run(scrape())
+    now[0] = 0.9
+    assert asyncio.run(scrape()) == first
+    assert endpoint.renders == 1
+    now[0] = 1.5
+    assert asyncio.run(scrape()) == first  # the same store: the same text, rendered again
+    assert endpoint.renders == 2
+    # the second render began with the first body already let go: at most one body is held
+    assert endpoint.held_during_render == [False, False]
+
+
+def test_concurrent_scrapes_share_one_render() -> None:
+    endpoint = _WatchedEndpoint(_filled_store(), lambda: 0.0)
+
+    async def scrapes() -> list[bytes]:
+        bodies = await asyncio.gather(*(endpoint.body("", "gzip") for _ in range(5)))
+        return [b"".join(chunks) for chunks, _ in bodies]
+
+    bodies = asyncio.run(scrapes())
+    assert endpoint.renders == 1
+    assert len(set(bodies)) == 1 and gzip.decompress(bodies[0]).startswith(b"# HELP")

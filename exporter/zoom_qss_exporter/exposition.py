@@ -19,6 +19,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from .allocator import release_free_memory
 from .families import Family
 from .store import SeriesStore, counts
 
@@ -127,12 +128,20 @@ class MetricsEndpoint:
         key = (openmetrics, compress)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:  # a scrape arriving mid-render waits for it instead of rendering again
+            self._drop_stale()
             cached = self._cache.get(key)
-            if cached is not None and self.clock() - cached[0] < self.max_age:
+            if cached is not None:
                 return cached[1], headers
             chunks = await self._render(openmetrics, compress)
             self._cache[key] = (self.clock(), chunks)
         return chunks, headers
+
+    def _drop_stale(self) -> None:
+        """Let go of bodies past their age before rendering a new one: a scrape holds one
+        body at a time, not also the last one of every kind (text, gzip, OpenMetrics)."""
+        now = self.clock()
+        for key in [key for key, (made, _) in self._cache.items() if now - made >= self.max_age]:
+            del self._cache[key]
 
     async def _render(self, openmetrics: bool, compress: bool) -> list[bytes]:
         # the registry is small and its collectors are not thread-safe: render it here
@@ -141,6 +150,7 @@ class MetricsEndpoint:
         )
 
         def finish() -> list[bytes]:
+            release_free_memory()  # the bodies before this one, freed by now
             chunks = store_chunks(self.store, openmetrics)
             chunks.append(rest)
             return gzip_chunks(chunks) if compress else chunks

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
@@ -317,6 +318,25 @@ def _rate_limited() -> Refusal:
 
 
 def _parse_json(body: bytes) -> dict[str, object]:
+    """The body as a JSON object. orjson reads valid bodies about twice as fast as the standard
+    library and refuses what RFC 8259 refuses (NaN, lone surrogates, invalid UTF-8); whatever it
+    refuses is read again by the standard library, which says more precisely what is wrong and
+    still takes a few things (a 1e400 or a 400-digit number, which the value parsers skip)."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        document = _parse_json_strictly(body)
+    if not isinstance(document, dict):
+        raise Refusal(
+            400,
+            f"body must be a JSON object, not {type(document).__name__}",
+            event_label(None),
+            Outcome.INVALID_PAYLOAD,
+        )
+    return document
+
+
+def _parse_json_strictly(body: bytes) -> object:
     try:
         document = json.loads(body, parse_constant=_reject_constant)
     except UnicodeDecodeError:
@@ -331,13 +351,6 @@ def _parse_json(body: bytes) -> dict[str, object]:
             event_label(None),
             Outcome.INVALID_PAYLOAD,
         ) from None
-    if not isinstance(document, dict):
-        raise Refusal(
-            400,
-            f"body must be a JSON object, not {type(document).__name__}",
-            event_label(None),
-            Outcome.INVALID_PAYLOAD,
-        )
     if _SURROGATE_ESCAPE.search(body) is not None:
         try:  # a lone surrogate cannot be written as UTF-8: no label value may hold one
             json.dumps(document, ensure_ascii=False).encode("utf-8")
