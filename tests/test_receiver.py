@@ -7,6 +7,8 @@ import hmac
 import json
 from collections.abc import Iterator
 
+import pytest
+
 from conftest import TOKEN, LiveExporter, LiveFactory, example, key
 
 QOS = example("meeting.participant_qos")
@@ -195,6 +197,21 @@ def test_other_paths_and_methods_answer_json(live: LiveExporter) -> None:
     wrong = live.client.get(live.url + "/webhook")
     assert wrong.status_code == 405
     assert "error" in wrong.json()
+
+
+def test_a_bug_while_handling_is_500_json_and_the_server_keeps_serving(
+    live: LiveExporter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(live.exporter.pipeline, "ingest", broken)
+    answer = live.post(QOS)
+    assert answer.status_code == 500
+    assert answer.json() == {"error": "internal error"}
+    assert "unexpected error on the webhook" in caplog.text and "a bug" in caplog.text
+    monkeypatch.undo()
+    assert live.post(QOS).json() == {"status": "accepted"}
 
 
 def test_probes_and_landing_page(live: LiveExporter) -> None:

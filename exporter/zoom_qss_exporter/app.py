@@ -17,11 +17,10 @@ from prometheus_client import (
     disable_created_metrics,
 )
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import __version__
 from .archive import Archive
@@ -36,7 +35,7 @@ from .remote_client import check_options, redact
 from .remote_queue import RemoteWriteQueue
 from .remote_sink import RemoteWriteSink
 from .store import SeriesStore, StoreLimits
-from .web import ListenerFilter, require_auth
+from .web import FastRoute, ListenerFilter, require_auth
 
 log = logging.getLogger("zoom_qss_exporter")
 
@@ -173,7 +172,19 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal error"}, status_code=500)
 
 
-def create_app(exporter: Exporter) -> Starlette:
+def create_app(exporter: Exporter) -> ASGIApp:
+    """The routes; with an internal address, the public one serves only the webhook and the
+    OpenAPI document."""
+    s = exporter.settings
+    app: ASGIApp = FastRoute(_routes(exporter), s.webhook_path, exporter.receiver)
+    if s.internal_listen is not None:
+        public = (s.webhook_path, OPENAPI_PATH)
+        internal = (s.telemetry_path, "/-/healthy", "/-/ready", "/", OPENAPI_PATH)
+        app = ListenerFilter(app, s.internal_listen, public, internal)
+    return app
+
+
+def _routes(exporter: Exporter) -> Starlette:
     s = exporter.settings
 
     @contextlib.asynccontextmanager
@@ -207,7 +218,8 @@ def create_app(exporter: Exporter) -> Starlette:
 
     return Starlette(
         routes=[
-            Route(s.webhook_path, exporter.receiver.handle, methods=["POST"]),
+            # POST is served by FastRoute before the router; this route answers the rest
+            Route(s.webhook_path, exporter.receiver, methods=["POST"]),
             Route(s.telemetry_path, require_auth(exporter.metrics, auth), methods=["GET"]),
             Route(OPENAPI_PATH, openapi, methods=["GET"]),
             Route("/-/healthy", _healthy, methods=["GET", "HEAD"]),
@@ -215,18 +227,8 @@ def create_app(exporter: Exporter) -> Starlette:
             Route("/", exporter.landing, methods=["GET"]),
         ],
         exception_handlers={404: _not_found, 405: _not_allowed, 500: _server_error},
-        middleware=_listener_middleware(s),
         lifespan=lifespan,
     )
-
-
-def _listener_middleware(s: Settings) -> list[Middleware]:
-    """With an internal address, the public one serves only the webhook and the document."""
-    if s.internal_listen is None:
-        return []
-    public = (s.webhook_path, OPENAPI_PATH)
-    internal = (s.telemetry_path, "/-/healthy", "/-/ready", "/", OPENAPI_PATH)
-    return [Middleware(ListenerFilter, s.internal_listen, public, internal)]
 
 
 async def _expire_forever(exporter: Exporter) -> None:

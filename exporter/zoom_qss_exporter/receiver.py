@@ -1,5 +1,9 @@
 """The webhook endpoint: size -> signature -> content type -> JSON -> schema -> pipeline.
 
+A plain ASGI app (``web.FastRoute`` serves it ahead of Starlette's router): Starlette's request
+and response objects and its middleware cost more than a third of what a trivial request costs
+on this server stack (docs/performance.md), and every Zoom delivery would pay for them.
+
 Authentication comes before any parsing, so an unsigned body costs one HMAC per configured
 token and nothing more; a client that keeps failing it is answered 429, from its headers
 alone when they are already wrong. A body must arrive within the read timeout (408). Every
@@ -16,10 +20,10 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
 
 from .archive import Archive
 from .events import EVENT_MODELS, ValidationError, describe_validation_error
@@ -46,6 +50,12 @@ class ReceiverOptions:
     max_request_bytes: int = 1 << 20
     read_timeout: float = 10.0  # seconds for the whole body; 0: none
     unauthenticated_rate_limit: float = 0.0  # signature failures per second per client; 0: none
+
+
+class Answer(NamedTuple):
+    status: int
+    body: bytes  # JSON
+    headers: dict[str, str] | None = None
 
 
 class Refusal(Exception):
@@ -89,12 +99,12 @@ class WebhookReceiver:
             RateLimiter(rate) if rate > 0 and not options.skip_signature_verification else None
         )
 
-    async def handle(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        headers = _headers(request)
+        headers = _headers(scope)
         request_id = headers.get("x-zm-request-id", "")
         try:
-            event, response = await self._handle(request, headers)
+            event, answer = await self._handle(scope, receive, headers)
         except Refusal as refusal:
             event, outcome = refusal.event, refusal.outcome
             self.health.count_event(event, outcome)
@@ -109,18 +119,21 @@ class WebhookReceiver:
                     "reason": str(refusal),
                 },
             )
-            response = JSONResponse(
-                {"error": str(refusal)}, status_code=refusal.status, headers=refusal.headers
-            )
+            answer = Answer(refusal.status, _json_body({"error": str(refusal)}), refusal.headers)
+        except Exception:  # a bug: answered like any other endpoint's, and logged
+            log.exception("unexpected error on the webhook", extra={"request_id": request_id})
+            event, answer = event_label(None), Answer(500, _json_body({"error": "internal error"}))
         self.health.processing.observe((event,), time.perf_counter() - started)
-        return response
+        await _send_answer(send, answer)
 
-    async def _handle(self, request: Request, headers: dict[str, str]) -> tuple[str, Response]:
+    async def _handle(
+        self, scope: Scope, receive: Receive, headers: dict[str, str]
+    ) -> tuple[str, Answer]:
         now = self.clock()
-        client = request.scope.get("client")
+        client = scope.get("client")
         address = client[0] if client else ""
         limited = self._limited(address, headers, now)
-        body = await self._read_body(request, headers)
+        body = await self._read_body(receive, headers)
         token = self._verify(headers, body, now, address, limited)
         request_id = headers.get("x-zm-request-id", "")
         content_type = headers.get("content-type", "")
@@ -153,7 +166,7 @@ class WebhookReceiver:
                 name[:80],
                 extra={"event": label, "outcome": "unknown_event", "request_id": request_id},
             )
-            return label, JSONResponse({"status": "ignored", "reason": "unknown event"})
+            return label, _IGNORED
         try:
             event = model.model_validate(document)
         except ValidationError as error:
@@ -172,9 +185,9 @@ class WebhookReceiver:
                 "delivery",
                 extra={"event": label, "outcome": outcome.value, "request_id": request_id},
             )
-        return label, Response(_STATUS_BODIES[outcome], media_type="application/json")
+        return label, _STATUS_ANSWERS[outcome]
 
-    async def _read_body(self, request: Request, headers: dict[str, str]) -> bytes:
+    async def _read_body(self, receive: Receive, headers: dict[str, str]) -> bytes:
         limit = self.options.max_request_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -183,11 +196,22 @@ class WebhookReceiver:
         size = 0
         try:
             async with asyncio.timeout(self.options.read_timeout or None):
-                async for chunk in request.stream():
+                more = True
+                while more:
+                    message: Message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise Refusal(
+                            400,
+                            "client disconnected before the body was complete",
+                            UNVERIFIED,
+                            Outcome.INVALID_PAYLOAD,
+                        )
+                    chunk = message.get("body", b"")
                     size += len(chunk)
                     if size > limit:
                         raise _too_large(limit)
                     chunks.append(chunk)
+                    more = message.get("more_body", False)
         except TimeoutError:
             raise Refusal(
                 408,
@@ -196,14 +220,7 @@ class WebhookReceiver:
                 Outcome.INVALID_PAYLOAD,
                 {"connection": "close"},
             ) from None
-        except ClientDisconnect:
-            raise Refusal(
-                400,
-                "client disconnected before the body was complete",
-                UNVERIFIED,
-                Outcome.INVALID_PAYLOAD,
-            ) from None
-        return b"".join(chunks)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _limited(self, client: str, headers: dict[str, str], now: float) -> bool:
         """Whether ``client`` is over its failure rate; if so, and its headers already fail,
@@ -244,7 +261,7 @@ class WebhookReceiver:
                 self.limiter.charge(client, now)
             raise Refusal(401, str(error), UNVERIFIED, Outcome.INVALID_SIGNATURE) from None
 
-    def _url_validation(self, document: dict[str, object], token: str | None) -> Response:
+    def _url_validation(self, document: dict[str, object], token: str | None) -> Answer:
         payload = document.get("payload")
         plain = payload.get("plainToken") if isinstance(payload, dict) else None
         if not isinstance(plain, str) or not plain:
@@ -264,13 +281,31 @@ class WebhookReceiver:
                 )
             token = self.options.secret_tokens[0]
         self.health.count_event(URL_VALIDATION, Outcome.ACCEPTED)
-        return JSONResponse(
-            {"plainToken": plain, "encryptedToken": url_validation_token(token, plain)}
+        return Answer(
+            200,
+            _json_body({"plainToken": plain, "encryptedToken": url_validation_token(token, plain)}),
         )
 
 
-# the answers to accepted events, encoded once: every delivery gets one
-_STATUS_BODIES = {outcome: json.dumps({"status": outcome.value}).encode() for outcome in Outcome}
+def _json_body(document: dict[str, str]) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+# the answers to authentic events, encoded once: every delivery gets one
+_STATUS_ANSWERS = {
+    outcome: Answer(200, _json_body({"status": outcome.value})) for outcome in Outcome
+}
+_IGNORED = Answer(200, _json_body({"status": "ignored", "reason": "unknown event"}))
+_JSON = (b"content-type", b"application/json")
+
+
+async def _send_answer(send: Send, answer: Answer) -> None:
+    head = [_JSON, (b"content-length", str(len(answer.body)).encode())]
+    if answer.headers:
+        head += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()]
+    await send({"type": "http.response.start", "status": answer.status, "headers": head})
+    await send({"type": "http.response.body", "body": answer.body})
+
 
 _WANTED = frozenset(
     name.encode()
@@ -284,12 +319,12 @@ _WANTED = frozenset(
 )
 
 
-def _headers(request: Request) -> dict[str, str]:
+def _headers(scope: Scope) -> dict[str, str]:
     """The few headers the receiver reads, in one pass over the raw list. A repeated header
     is joined with ", " as HTTP lists are, so a doubled signature or content type fails its
     check instead of one of the copies silently winning."""
     found: dict[str, str] = {}
-    for name, value in request.scope["headers"]:
+    for name, value in scope["headers"]:
         if name in _WANTED:
             key = name.decode("latin-1")
             text = value.decode("latin-1")
