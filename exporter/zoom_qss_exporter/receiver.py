@@ -13,7 +13,6 @@ retried; 5xx would be).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -26,6 +25,7 @@ import orjson
 from starlette.types import Message, Receive, Scope, Send
 
 from .archive import Archive
+from .deadlines import DeadlineExceeded, Deadlines
 from .events import EVENT_MODELS, ValidationError, describe_validation_error
 from .health import UNVERIFIED, URL_VALIDATION, HealthMetrics, Outcome, event_label
 from .pipeline import Pipeline
@@ -94,6 +94,7 @@ class WebhookReceiver:
         self.health = health
         self.clock = clock
         self.archive = archive
+        self.deadlines = Deadlines(options.read_timeout) if options.read_timeout > 0 else None
         rate = options.unauthenticated_rate_limit
         self.limiter = (
             RateLimiter(rate) if rate > 0 and not options.skip_signature_verification else None
@@ -193,33 +194,39 @@ class WebhookReceiver:
         if declared.isdigit() and int(declared) > limit:
             raise _too_large(limit)
         chunks: list[bytes] = []
-        size = 0
-        try:
-            async with asyncio.timeout(self.options.read_timeout or None):
-                more = True
-                while more:
-                    message: Message = await receive()
-                    if message["type"] == "http.disconnect":
-                        raise Refusal(
-                            400,
-                            "client disconnected before the body was complete",
-                            UNVERIFIED,
-                            Outcome.INVALID_PAYLOAD,
-                        )
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > limit:
-                        raise _too_large(limit)
-                    chunks.append(chunk)
-                    more = message.get("more_body", False)
-        except TimeoutError:
-            raise Refusal(
-                408,
-                f"request body not received within {self.options.read_timeout:g} s",
-                UNVERIFIED,
-                Outcome.INVALID_PAYLOAD,
-                {"connection": "close"},
-            ) from None
+
+        async def read() -> None:
+            size = 0
+            more = True
+            while more:
+                message: Message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise Refusal(
+                        400,
+                        "client disconnected before the body was complete",
+                        UNVERIFIED,
+                        Outcome.INVALID_PAYLOAD,
+                    )
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+
+        if self.deadlines is None:
+            await read()
+        else:
+            try:
+                await self.deadlines.run(read)
+            except DeadlineExceeded:
+                raise Refusal(
+                    408,
+                    f"request body not received within {self.options.read_timeout:g} s",
+                    UNVERIFIED,
+                    Outcome.INVALID_PAYLOAD,
+                    {"connection": "close"},
+                ) from None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _limited(self, client: str, headers: dict[str, str], now: float) -> bool:
