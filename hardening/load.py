@@ -79,12 +79,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=120, help="seconds")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--participants", type=int, default=20_000)
+    parser.add_argument(
+        "--max-rate",
+        type=float,
+        default=8000.0,
+        help="highest plausible requests/s: sizes the request file so that it never wraps",
+    )
     parser.add_argument("--json", type=Path, help="write the result here")
     args = parser.parse_args(argv)
     exit_on_sigterm()
     wrk = ensure_wrk()
     now = int(time.time())
-    count = int(TARGET_RATE * args.duration * 1.05)  # enough never to wrap at the target rate
+    count = int(args.max_rate * args.duration)  # a closed loop may go past the target rate
     with tempfile.TemporaryDirectory(prefix="hardening-load-") as tmp:
         requests = Path(tmp) / "requests.tsv"
         started = time.monotonic()

@@ -38,7 +38,7 @@ from .values import (
     parse_resolution,
 )
 
-Parser = ValueParser
+Parser = ValueParser[float]
 _fast_new = tuple.__new__  # a NamedTuple without its Python-level __new__ (hot path)
 Owner = tuple[str, str, str]
 """Whose per-sample series these are: (product, meeting_id, participant_id) or

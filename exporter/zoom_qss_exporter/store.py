@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 from .convert import Conversion, InfoUpdate, Owner
 from .families import ALL_FAMILIES, INFO_LABELS, PARTICIPANT_INFO, Family, Lifetime
-from .textformat import format_value, insert_label, label_text
+from .textformat import FORMATTED, format_value, insert_label, label_text
 
 Labels = tuple[str, ...]
 _INFO_KEYS = INFO_LABELS[3:]
@@ -44,7 +44,7 @@ class FamilySeries:
     min, avg, max. Keying by the stream id lets every family share one int object per
     stream."""
 
-    __slots__ = ("bit", "family", "kind", "lines", "streams")
+    __slots__ = ("bit", "family", "kind", "lines", "slots", "streams")
 
     def __init__(self, family: Family, bit: int, streams: dict[Labels, int]) -> None:
         self.family = family
@@ -52,6 +52,10 @@ class FamilySeries:
         self.kind = SAMPLE if family.lifetime is Lifetime.SAMPLE else SUMMARY
         self.streams = streams  # stream ids of every family with the same stream labels
         self.lines: tuple[dict[int, bytes], ...] = ({}, {}, {}, {})
+        # by ``stat`` ("" where there is none): its lines and its bit in a stream's mask
+        self.slots = {
+            stat: (self.lines[index], 1 << (bit + index)) for stat, index in _STAT_INDEX.items()
+        }
 
     def __len__(self) -> int:
         return sum(len(lines) for lines in self.lines)
@@ -144,7 +148,8 @@ class SeriesStore:
         kind = sid = -1
         stale_item = False
         carried = 0  # mask bits of the series the current item carried
-        written = stale = 0
+        stale = dropped = 0
+        formatted = FORMATTED
         for family, labels, value, timestamp, stat in conversion.samples:
             packed = families[family]
             if labels is not stream or packed.kind != kind or packed.streams is not table:
@@ -161,16 +166,14 @@ class SeriesStore:
             if stale_item:
                 stale += 1
                 continue
-            index = _STAT_INDEX[stat] if stat else 0
-            lines = packed.lines[index]
+            lines, bit = packed.slots[stat]
             line = lines.get(sid) if sid >= 0 else None
             if line is not None:  # an update: the common case
-                text = format_value(value)
+                text = formatted.get(value) or format_value(value)
                 if not line.endswith(text) or line[-len(text) - 1] != 32:  # b" "
                     lines[sid] = line[: line.rindex(b" ") + 1] + text
             elif self._live >= self.limits.max_series:
-                self.dropped_total += 1
-                result.dropped += 1
+                dropped += 1
                 continue
             else:
                 if sid < 0:
@@ -178,13 +181,14 @@ class SeriesStore:
                 if owner is not None and kind == SAMPLE and self._owner[sid] is None:
                     self._owner[sid] = owner
                     self._owned.setdefault(owner, set()).add(sid)
-                lines[sid] = self._prefix(packed, sid, index) + format_value(value)
+                lines[sid] = self._prefix(packed, sid, stat) + format_value(value)
                 self._live += 1
-            carried |= 1 << (packed.bit + index)
-            written += 1
+            carried |= bit
         if sid >= 0 and not stale_item:
             self._close_item(sid, kind, carried)
-        result.written, result.stale = written, stale
+        result.written = len(conversion.samples) - stale - dropped
+        result.stale, result.dropped = stale, dropped
+        self.dropped_total += dropped
         if conversion.info is not None:
             self._merge_info(conversion.info, now)
         return result
@@ -198,11 +202,11 @@ class SeriesStore:
             self._remove_bits(sid, gone)
             self._release_if_empty(sid)
 
-    def _prefix(self, packed: FamilySeries, sid: int, stat: int) -> bytes:
+    def _prefix(self, packed: FamilySeries, sid: int, stat: str) -> bytes:
         """``{labels} `` of a new series: its stream's labels, and ``stat`` in sorted place."""
         text = self._text[sid]
         if stat:
-            text = insert_label(text, _stream_names(packed.family), "stat", _STATS[stat])
+            text = insert_label(text, _stream_names(packed.family), "stat", stat)
         return b"{" + text + b"} "
 
     def _new_stream(self, labels: Labels, packed: FamilySeries, stamp: float, now: float) -> int:

@@ -11,6 +11,9 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from functools import partial
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 _NUMBER_WITH_UNIT = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%]*)\s*")
 _RESOLUTION = re.compile(r"\s*(\d+)\s*[*xX]\s*(\d+)\s*")
@@ -27,7 +30,7 @@ class InvalidValue(ValueError):
 _CACHE_SIZE = 1 << 14
 
 
-class ValueParser:
+class ValueParser(Generic[T]):
     """Reads one kind of value, remembering the strings it has read.
 
     Zoom repeats the same few strings ("0 ms", "0.0%") endlessly and this is the hottest code
@@ -35,11 +38,11 @@ class ValueParser:
 
     __slots__ = ("_read", "cache")
 
-    def __init__(self, read: Callable[[object], float | None]) -> None:
+    def __init__(self, read: Callable[[object], T | None]) -> None:
         self._read = read
-        self.cache: dict[str, float | None] = {}
+        self.cache: dict[str, T | None] = {}
 
-    def __call__(self, raw: object) -> float | None:
+    def __call__(self, raw: object) -> T | None:
         if raw.__class__ is not str:
             return self._read(raw)
         try:
@@ -95,7 +98,7 @@ parse_dbm = ValueParser(partial(_read_quantity, units=_DBM))
 parse_number = ValueParser(partial(_read_quantity, units=_PLAIN))
 
 
-def parse_resolution(raw: object) -> tuple[float, float] | None:
+def _read_resolution(raw: object) -> tuple[float, float] | None:
     """``"1280*720"`` to (width, height); ``"0*0"`` means no video, so no value."""
     if raw is None:
         return None
@@ -110,6 +113,9 @@ def parse_resolution(raw: object) -> tuple[float, float] | None:
     if width == 0 and height == 0:
         return None
     return width, height
+
+
+parse_resolution = ValueParser(_read_resolution)
 
 
 def _level(raw: object, levels: Mapping[str, float], what: str) -> float | None:
