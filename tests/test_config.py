@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from zoom_qss_exporter.config import ConfigError, load_settings, parse_duration
+from zoom_qss_exporter.config import load_settings
 from zoom_qss_exporter.convert import UserNameMode
+from zoom_qss_exporter.flags import ConfigError
 from zoom_qss_exporter.remote_client import ParticipantInfo
 
 
@@ -95,14 +96,6 @@ def test_participant_info_mode_of_remote_write() -> None:
     assert remote is not None and remote.participant_info is ParticipantInfo.MERGED
     with pytest.raises(ConfigError, match="ZOOM_QSS_REMOTE_WRITE_PARTICIPANT_INFO"):
         load_settings([], {**env, "ZOOM_QSS_REMOTE_WRITE_PARTICIPANT_INFO": "both"})
-
-
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [("300", 300), ("5m", 300), ("1h30m", 5400), ("500ms", 0.5), ("2d", 172800)],
-)
-def test_durations(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
 
 
 def _cli_env(**extra: str) -> dict[str, str]:

@@ -37,14 +37,9 @@ import yaml
 
 from prometheus_harness import free_port, serving
 from zoom_qss_exporter import __version__
-from zoom_qss_exporter.config import (
-    TOKEN_ENV,
-    Settings,
-    add_serve_arguments,
-    env_name,
-    load_settings,
-)
+from zoom_qss_exporter.config import TOKEN_ENV, Settings, add_serve_arguments, load_settings
 from zoom_qss_exporter.convert import ConvertOptions, UserNameMode
+from zoom_qss_exporter.flags import env_name
 from zoom_qss_exporter.remote_client import ParticipantInfo
 from zoom_qss_exporter.security import MetricsAuth
 

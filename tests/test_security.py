@@ -23,7 +23,8 @@ import uvicorn
 
 from conftest import TOKEN, FakeClock, LiveExporter, LiveFactory, example, key
 from zoom_qss_exporter.app import Exporter, create_app
-from zoom_qss_exporter.config import ConfigError, Settings, load_settings
+from zoom_qss_exporter.config import Settings, load_settings
+from zoom_qss_exporter.flags import ConfigError
 from zoom_qss_exporter.logs import JsonFormatter, LogfmtFormatter
 from zoom_qss_exporter.security import MetricsAuth, MetricsAuthError, RateLimiter
 from zoom_qss_exporter.signature import sign_headers

@@ -9,7 +9,8 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from .config import ConfigError, add_serve_arguments, settings_from_args
+from .config import add_serve_arguments, settings_from_args
+from .flags import ConfigError
 
 COMMANDS = ("serve", "simulate", "replay")
 

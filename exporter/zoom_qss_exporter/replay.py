@@ -27,20 +27,15 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from .archive import ArchivedEvent, read_archive
-from .config import (
-    TOKEN_ENV,
-    ConfigError,
-    add_remote_write_arguments,
-    env_flag,
-    parse_duration,
-    remote_write_from_args,
-)
+from .config import TOKEN_ENV
 from .convert import ConvertOptions, UserNameMode
 from .events import EVENT_MODELS, ValidationError
+from .flags import ConfigError, env_flag, parse_duration
 from .fleet import FleetMetrics, SampleLedger
 from .health import HealthMetrics, Outcome
 from .pipeline import Pipeline, PipelineOptions
 from .remote_client import RemoteWriteError, RemoteWriteOptions, check_options
+from .remote_config import add_remote_write_arguments, remote_write_from_args
 from .remote_queue import RemoteWriteQueue
 from .remote_sink import RemoteWriteSink
 from .signature import sign_headers
