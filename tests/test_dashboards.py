@@ -321,6 +321,48 @@ def test_participants_without_info_keep_their_series(tmp_path: Path, title: str)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_participants_table_has_one_row_per_participant(tmp_path: Path) -> None:
+    """promtool evaluates the table's query over p1 with one info series and p2 with two (a
+    device change): two rows, one each."""
+    expr = _meeting_query("Participants")
+
+    def who(participant: str) -> str:
+        return f'product="meeting", meeting_id="m1", participant_id="{participant}"'
+
+    info = [
+        (who("p1"), 'user_name="Ada", device="Mac"'),
+        (who("p2"), 'user_name="Bob", device="Mac"'),
+        (who("p2"), 'user_name="Bob", device="iPhone"'),
+    ]
+    unit_test = {
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": f"zoom_participant_info{{{w}, {labels}}}", "values": "1x3"}
+                    for w, labels in info
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": f"count by (participant_id) ({expr})",
+                        "eval_time": "2m",
+                        "exp_samples": [
+                            {"labels": '{participant_id="p1"}', "value": 1},
+                            {"labels": '{participant_id="p2"}', "value": 1},
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    test_file = tmp_path / "table.yaml"
+    test_file.write_text(yaml.safe_dump(unit_test))
+    result = subprocess.run(
+        [promtool(), "test", "rules", test_file], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_drilldown_is_product_meeting_participant() -> None:
     board = load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-meeting"))
     names = [var["name"] for var in board["templating"]["list"]]

@@ -23,7 +23,7 @@ from ..grafana import (
     timeseries,
     variable,
 )
-from ..rules import with_user_name
+from ..rules import one_info, with_user_name
 from .common import MEETING_UID, PRESSURE, QUALITY, above, mos_steps
 
 _WHO = 'product="$product", meeting_id="$meeting", participant_id=~"$participant"'
@@ -51,10 +51,10 @@ def meeting_drilldown(config: Config) -> Json:
         table(
             "Participants",
             "Who is (or was, within --store.summary-ttl) in this meeting: name, device, "
-            "network and Zoom data center, from zoom_participant_info (one participant may show "
-            "in two rows with several remote-write replicas, or briefly after a device or "
-            "network change).",
-            [target(f"zoom_participant_info{{{_WHO}}}", table=True)],
+            "network and Zoom data center, from zoom_participant_info; one row per "
+            "participant (when one briefly has two info series, with several remote-write "
+            "replicas or after a device or network change, one of them is shown).",
+            [target(one_info(f"zoom_participant_info{{{_WHO}}}"), table=True)],
             "none",
             columns=info_columns,
             height=7,
