@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import socket
 
 import httpx
 
-from conftest import LiveExporter, example
+from conftest import TOKEN, LiveExporter, example
+from zoom_qss_exporter.signature import sign_headers
 from zoom_qss_exporter.transport import SMALL_WRITE, CoalescingTransport
 
 
@@ -123,3 +126,47 @@ def test_keep_alive_answers_are_whole_and_in_order(live: LiveExporter) -> None:
         assert len(metrics.content) > SMALL_WRITE  # sent past the coalescing
         assert int(metrics.headers["content-length"]) == len(metrics.content)
         assert client.get("/-/healthy").text == "Healthy.\n"
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_pipelined_requests_are_answered_in_order(live: LiveExporter) -> None:
+    host, port = live.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"GET /-/healthy HTTP/1.1\r\nhost: x\r\n\r\n"
+            b"GET /-/ready HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+        )
+        answers = _read_all(sock)
+    assert answers.count(b"HTTP/1.1 200 OK") == 2
+    assert answers.index(b"Healthy.") < answers.index(b"Ready.")
+
+
+def test_100_continue_is_sent_before_the_body_is_read(live: LiveExporter) -> None:
+    """uvicorn writes the interim answer while the handler waits for the body: held back to
+    the end of the loop's turn, it must still go out before the client sends its body."""
+    body = json.dumps(example("meeting.participant_qos")).encode()
+    signed = sign_headers(TOKEN, int(live.clock()), body)
+    head = "".join(
+        f"{name}: {value}\r\n"
+        for name, value in {
+            "host": "x",
+            "content-type": "application/json",
+            "content-length": str(len(body)),
+            "expect": "100-continue",
+            "connection": "close",
+            **signed,
+        }.items()
+    )
+    host, port = live.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"POST /webhook HTTP/1.1\r\n{head}\r\n".encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(body)
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 200 OK") and b'{"status":"accepted"}' in answer
