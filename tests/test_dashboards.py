@@ -184,13 +184,24 @@ def test_info_is_joined_and_counted_one_series_per_participant(board: dict[str, 
             assert expr.count("zoom_participant_info") == expr.count(ONE_INFO), where
 
 
+def _who(participant: str) -> str:
+    return f'product="meeting", meeting_id="m1", participant_id="{participant}"'
+
+
+def promtool_test(path: Path, unit_test: dict[str, Any]) -> None:
+    """Write ``unit_test`` (promtool's unit-test file, without rule files) and run it."""
+    path.write_text(yaml.safe_dump(unit_test))
+    result = subprocess.run(
+        [promtool(), "test", "rules", path], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_a_participant_with_two_info_series_keeps_the_latency_panel(tmp_path: Path) -> None:
     """promtool evaluates the meeting drill-down's Latency query over one participant with two
     info series of different user_name: one series, not a failed query."""
-    board = load(next(path for path in DASHBOARDS if path.name == "zoom-qss-meeting.json"))
-    (expr,) = [t["expr"] for p in panels(board) if p["title"] == "Latency" for t in p["targets"]]
-    expr = substitute(expr, {"product": "meeting", "meeting": "m1", "participant": ".+"})
-    who = 'product="meeting", meeting_id="m1", participant_id="p1"'
+    expr = _meeting_query("Latency")
+    who = _who("p1")
     unit_test = {
         "tests": [
             {
@@ -216,12 +227,7 @@ def test_a_participant_with_two_info_series_keeps_the_latency_panel(tmp_path: Pa
             }
         ]
     }
-    test_file = tmp_path / "two_infos.yaml"
-    test_file.write_text(yaml.safe_dump(unit_test))
-    result = subprocess.run(
-        [promtool(), "test", "rules", test_file], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(tmp_path / "two_infos.yaml", unit_test)
 
 
 _JOIN = "* on (product, meeting_id, participant_id) group_left (user_name)"
@@ -272,13 +278,10 @@ def test_participants_without_info_keep_their_series(tmp_path: Path, title: str)
         else ("zoom_qos_latency_seconds", 'qos_type="audio_input"')
     )
 
-    def who(participant: str) -> str:
-        return f'product="meeting", meeting_id="m1", participant_id="{participant}"'
-
     info = [
-        (who("p2"), 'user_name="Ada", device="Mac"'),
-        (who("p3"), 'user_name="Bob", device="Mac"'),
-        (who("p3"), 'user_name="Bob", device="iPhone"'),
+        (_who("p2"), 'user_name="Ada", device="Mac"'),
+        (_who("p3"), 'user_name="Bob", device="Mac"'),
+        (_who("p3"), 'user_name="Bob", device="iPhone"'),
     ]
     unit_test = {
         "tests": [
@@ -286,7 +289,7 @@ def test_participants_without_info_keep_their_series(tmp_path: Path, title: str)
                 "interval": "1m",
                 "input_series": [
                     *(
-                        {"series": f"{metric}{{{who(p)}, {extra}}}", "values": "-60x3"}
+                        {"series": f"{metric}{{{_who(p)}, {extra}}}", "values": "-60x3"}
                         for p in ("p1", "p2", "p3")
                     ),
                     *(
@@ -313,12 +316,7 @@ def test_participants_without_info_keep_their_series(tmp_path: Path, title: str)
             }
         ]
     }
-    test_file = tmp_path / "no_info.yaml"
-    test_file.write_text(yaml.safe_dump(unit_test))
-    result = subprocess.run(
-        [promtool(), "test", "rules", test_file], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(tmp_path / "no_info.yaml", unit_test)
 
 
 def test_the_participants_table_has_one_row_per_participant(tmp_path: Path) -> None:
@@ -326,13 +324,10 @@ def test_the_participants_table_has_one_row_per_participant(tmp_path: Path) -> N
     device change): two rows, one each."""
     expr = _meeting_query("Participants")
 
-    def who(participant: str) -> str:
-        return f'product="meeting", meeting_id="m1", participant_id="{participant}"'
-
     info = [
-        (who("p1"), 'user_name="Ada", device="Mac"'),
-        (who("p2"), 'user_name="Bob", device="Mac"'),
-        (who("p2"), 'user_name="Bob", device="iPhone"'),
+        (_who("p1"), 'user_name="Ada", device="Mac"'),
+        (_who("p2"), 'user_name="Bob", device="Mac"'),
+        (_who("p2"), 'user_name="Bob", device="iPhone"'),
     ]
     unit_test = {
         "tests": [
@@ -355,12 +350,7 @@ def test_the_participants_table_has_one_row_per_participant(tmp_path: Path) -> N
             }
         ]
     }
-    test_file = tmp_path / "table.yaml"
-    test_file.write_text(yaml.safe_dump(unit_test))
-    result = subprocess.run(
-        [promtool(), "test", "rules", test_file], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    promtool_test(tmp_path / "table.yaml", unit_test)
 
 
 def test_drilldown_is_product_meeting_participant() -> None:
