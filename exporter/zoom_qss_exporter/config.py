@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +72,8 @@ def _path(text: str) -> str:
 
 def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
     """Every flag takes its default from its environment variable when that is set."""
-
-    def flag(
-        name: str, convert: Callable[[str], Any], default: str | None, help: str, **kw: Any
-    ) -> None:
-        env_flag(parser, environ, name, convert, default, help, **kw)
-
-    def switch(name: str, default: bool, help: str) -> None:
-        env_switch(parser, environ, name, default, help)
+    flag = partial(env_flag, parser, environ)
+    switch = partial(env_switch, parser, environ)
 
     flag("--web.listen-address", parse_listen_address, ":9981", "Address to listen on.")
     flag("--web.telemetry-path", _path, "/metrics", "Path of the metrics.")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from .archive import ArchiveOptions
@@ -54,10 +55,7 @@ class _Repeated(argparse.Action):
 def add_remote_write_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
     """``--remote-write.*``: shared by ``serve`` and ``replay``."""
 
-    def flag(
-        name: str, convert: Callable[[str], Any], default: str | None, help: str, **kw: Any
-    ) -> None:
-        env_flag(parser, environ, name, convert, default, help, **kw)
+    flag = partial(env_flag, parser, environ)
 
     flag(
         "--remote-write.url",
@@ -191,10 +189,7 @@ def remote_write_from_args(args: argparse.Namespace) -> RemoteWriteOptions | Non
 
 
 def add_archive_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
-    def flag(
-        name: str, convert: Callable[[str], Any], default: str | None, help: str, **kw: Any
-    ) -> None:
-        env_flag(parser, environ, name, convert, default, help, **kw)
+    flag = partial(env_flag, parser, environ)
 
     flag(
         "--archive.directory",
