@@ -105,7 +105,7 @@ class WebhookReceiver:
         headers = _headers(scope)
         request_id = headers.get("x-zm-request-id", "")
         try:
-            event, answer = await self._handle(scope, receive, headers)
+            event, answer = await self._handle(scope, receive, headers, request_id)
         except Refusal as refusal:
             event, outcome = refusal.event, refusal.outcome
             self.health.count_event(event, outcome)
@@ -128,7 +128,7 @@ class WebhookReceiver:
         await _send_answer(send, answer)
 
     async def _handle(
-        self, scope: Scope, receive: Receive, headers: dict[str, str]
+        self, scope: Scope, receive: Receive, headers: dict[str, str], request_id: str
     ) -> tuple[str, Answer]:
         now = self.clock()
         client = scope.get("client")
@@ -136,7 +136,6 @@ class WebhookReceiver:
         limited = self._limited(address, headers, now)
         body = await self._read_body(receive, headers)
         token = self._verify(headers, body, now, address, limited)
-        request_id = headers.get("x-zm-request-id", "")
         content_type = headers.get("content-type", "")
         if content_type.partition(";")[0].strip().lower() != "application/json":
             raise Refusal(
