@@ -96,6 +96,22 @@ class LiveExporter:
         return parse_metrics(self.metrics_text())
 
 
+def signed(live: LiveExporter, body: bytes, **extra: str) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        **sign_headers(TOKEN, int(live.clock()), body),
+        **extra,
+    }
+
+
+def request_head(live: LiveExporter, body: bytes, *lines: str) -> bytes:
+    headers = signed(live, body)
+    text = "POST /webhook HTTP/1.1\r\nhost: 127.0.0.1\r\n"
+    text += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    text += "".join(f"{line}\r\n" for line in lines)
+    return (text + "\r\n").encode()
+
+
 def serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
     # IPPROTO_TCP, as getaddrinfo gives it: asyncio sets TCP_NODELAY only on such sockets,
     # and without it every answer after the first on a connection waits ~40 ms (Nagle)

@@ -18,7 +18,16 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import TOKEN, FakeClock, LiveExporter, example, series_of, serve
+from conftest import (
+    TOKEN,
+    FakeClock,
+    LiveExporter,
+    example,
+    request_head,
+    series_of,
+    serve,
+    signed,
+)
 from zoom_qss_exporter.app import Exporter, create_app
 from zoom_qss_exporter.config import Settings
 from zoom_qss_exporter.signature import sign_headers
@@ -39,14 +48,6 @@ def data() -> dict[str, Any]:
 
 
 LIMIT = 64 * 1024  # --web.max-request-bytes of these tests
-
-
-def signed(live: LiveExporter, body: bytes, **extra: str) -> dict[str, str]:
-    return {
-        "content-type": "application/json",
-        **sign_headers(TOKEN, int(live.clock()), body),
-        **extra,
-    }
 
 
 _EVENTS = re.compile(
@@ -414,14 +415,6 @@ def status_of(answer: bytes) -> int:
 def json_of(answer: bytes) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(answer.partition(b"\r\n\r\n")[2])
     return data
-
-
-def request_head(live: LiveExporter, body: bytes, *lines: str) -> bytes:
-    headers = signed(live, body)
-    text = "POST /webhook HTTP/1.1\r\nhost: 127.0.0.1\r\n"
-    text += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    text += "".join(f"{line}\r\n" for line in lines)
-    return (text + "\r\n").encode()
 
 
 def test_over_the_limit_by_content_length_is_refused_before_the_body(hostile: LiveExporter) -> None:

@@ -9,8 +9,7 @@ import socket
 
 import httpx
 
-from conftest import TOKEN, LiveExporter, example
-from zoom_qss_exporter.signature import sign_headers
+from conftest import LiveExporter, example, request_head
 from zoom_qss_exporter.transport import SMALL_WRITE, CoalescingTransport
 
 
@@ -151,21 +150,12 @@ def test_100_continue_is_sent_before_the_body_is_read(live: LiveExporter) -> Non
     """uvicorn writes the interim answer while the handler waits for the body: held back to
     the end of the loop's turn, it must still go out before the client sends its body."""
     body = json.dumps(example("meeting.participant_qos")).encode()
-    signed = sign_headers(TOKEN, int(live.clock()), body)
-    head = "".join(
-        f"{name}: {value}\r\n"
-        for name, value in {
-            "host": "x",
-            "content-type": "application/json",
-            "content-length": str(len(body)),
-            "expect": "100-continue",
-            "connection": "close",
-            **signed,
-        }.items()
+    head = request_head(
+        live, body, f"content-length: {len(body)}", "expect: 100-continue", "connection: close"
     )
     host, port = live.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(f"POST /webhook HTTP/1.1\r\n{head}\r\n".encode())
+        sock.sendall(head)
         assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue")
         sock.sendall(body)
         answer = _read_all(sock)
