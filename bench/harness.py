@@ -193,16 +193,16 @@ def exporter(*args: str, port: int | None = None) -> Exporter:
     return Exporter("--zoom.replay-window=2h", *args, port=port).start()
 
 
-def trivial(port: int | None = None) -> Server:
-    """bench/trivial_app.py with the uvicorn settings the exporter's ``serve`` uses (default
-    httptools with its head and body in one write, uvloop, no access log, 10 s graceful shutdown,
-    warning logs)."""
+def trivial(app: str = "trivial_app", port: int | None = None) -> Server:
+    """bench/``app``.py (trivial_app or floor_app) with the uvicorn settings the exporter's
+    ``serve`` uses (default httptools with its head and body in one write, uvloop, no access
+    log, 10 s graceful shutdown, warning logs)."""
     port = port or free_port()
     argv = [
         executable("uvicorn"),
         "--app-dir",
         str(REPO),
-        "bench.trivial_app:app",
+        f"bench.{app}:app",
         "--host=127.0.0.1",
         f"--port={port}",
         "--log-level=warning",
@@ -211,7 +211,7 @@ def trivial(port: int | None = None) -> Server:
         "--loop=uvloop",
         "--timeout-graceful-shutdown=10",
     ]
-    return Server("trivial", argv, port, dict(os.environ), _tcp_ready).start()
+    return Server(app, argv, port, dict(os.environ), _tcp_ready).start()
 
 
 # --- /metrics ---------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Ingest rate through real HTTP: signed ``meeting.participant_qos`` events (6 QoS items each)
 replayed by wrk against one exporter process, and, in the same run as the baseline, against
 bench/trivial_app.py (the same uvicorn settings, an endpoint that only reads the body and
-answers 200).
+answers 200), and bench/floor_app.py (the same stack doing the least any exporter must do:
+verify the signature, parse the JSON, keep each QoS item; no exporter can be faster).
 
 Two exporter figures, each on a fresh exporter process:
 
@@ -145,10 +146,13 @@ def stale_events(text: str) -> int:
     )
 
 
-def trivial_run(requests: Path, warmup: list[bytes], args: argparse.Namespace) -> WrkRun:
-    with harness.trivial() as server:
-        harness.post_all(server, warmup)
-        return wrk(server, requests, args.duration, args.connections, "trivial")
+def stack_run(app: str, requests: Path, warmup: list[bytes], args: argparse.Namespace) -> WrkRun:
+    """The trivial or the least-work endpoint (bench/floor_app.py) on the exporter's stack."""
+    with harness.trivial(f"{app}_app") as server:
+        statuses = harness.post_all(server, warmup)
+        if set(statuses) != {200}:
+            raise RuntimeError(f"{app} warm-up answers: {dict(statuses)}")
+        return wrk(server, requests, args.duration, args.connections, app)
 
 
 def describe(run: WrkRun) -> str:
@@ -225,16 +229,16 @@ def main() -> int:
             f"wrk -t1 -c{args.connections} -d{args.duration:g}s, {args.rounds} rounds, "
             f"fresh server per run; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
         )
-        results: dict[str, list[WrkRun]] = {"trivial": [], "update": [], "insert": []}
+        results: dict[str, list[WrkRun]] = {k: [] for k in ("trivial", "floor", "update", "insert")}
         problems: list[str] = []
         for n in range(args.rounds):
             print(f"round {n + 1}:")
-            order = ["trivial", "update", "insert"]
+            order = ["trivial", "floor", "update", "insert"]
             if n % 2:
                 order.reverse()
             for kind in order:
-                if kind == "trivial":
-                    run = trivial_run(update_file, warmup, args)
+                if kind in ("trivial", "floor"):
+                    run = stack_run(kind, update_file, warmup, args)
                 elif kind == "update":
                     run, logs = exporter_run("update", update_file, preload, warmup, args)
                     problems += logs
@@ -264,6 +268,24 @@ def report(results: dict[str, list[WrkRun]], args: argparse.Namespace) -> Table:
         f"median of {args.rounds} rounds"
     )
     trivial = harness.median([r.rate for r in results["trivial"]])
+    floor = harness.median([r.rate for r in results["floor"]])
+    # No exporter can be faster than the floor: it only authenticates and parses.
+    table.add(
+        "least-work endpoint (floor_app): req/s vs trivial app",
+        f"{floor:,.0f}",
+        f"{trivial:,.0f}",
+        f"{harness.ratio(floor, trivial):.2f}",
+        "(the most any exporter can reach)",
+    )
+    floor_errors = sum(r.non_2xx + r.socket_errors for r in results["floor"])
+    table.add(
+        "least-work endpoint: non-2xx, socket errors",
+        str(floor_errors),
+        "",
+        "",
+        "0",
+        floor_errors == 0,
+    )
     for kind, name in (("update", "steady-state updates"), ("insert", "first contact")):
         runs = results[kind]
         if not runs:
@@ -285,6 +307,12 @@ def report(results: dict[str, list[WrkRun]], args: argparse.Namespace) -> Table:
             f"{share:.2f}",
             f"≥ {TARGET_RATIO:.2f}",
             share >= TARGET_RATIO,
+        )
+        table.add(
+            f"{name}: events/s vs least-work endpoint",
+            f"{rate:,.0f}",
+            f"{floor:,.0f}",
+            f"{harness.ratio(rate, floor):.2f}",
         )
         p99 = harness.median([r.p99 for r in runs])
         base_p99 = harness.median([r.p99 for r in results["trivial"]])
