@@ -11,6 +11,7 @@ from conftest import example
 from zoom_qss_exporter import families as f
 from zoom_qss_exporter.convert import Conversion, ConvertOptions, UserNameMode, convert
 from zoom_qss_exporter.events import EVENT_MODELS
+from zoom_qss_exporter.families import MAX_LABEL_VALUE
 
 
 def run(event: dict[str, Any], options: ConvertOptions | None = None) -> Conversion:
@@ -178,6 +179,19 @@ def test_user_name_policy() -> None:
     assert hashed is not None
     assert hashed.values["user_name"] not in ("", "example")
     assert len(hashed.values["user_name"]) == 16
+
+
+def test_descriptive_label_values_are_cut_to_the_label_value_limit() -> None:
+    event = copy.deepcopy(example("meeting.participant_data"))
+    event["payload"]["object"]["participant"]["user_name"] = "n" * (MAX_LABEL_VALUE + 1)
+    item = event["payload"]["object"]["participant"]["data"][0]
+    item["device"] = "d" * 5000
+    item["camera"] = "c" * MAX_LABEL_VALUE
+    info = run(event).info
+    assert info is not None
+    assert info.values["user_name"] == "n" * (MAX_LABEL_VALUE - 1) + "…"
+    assert info.values["device"] == "d" * (MAX_LABEL_VALUE - 1) + "…"
+    assert info.values["camera"] == "c" * MAX_LABEL_VALUE  # at the limit: kept whole
 
 
 def test_deprecated_location_is_a_fallback() -> None:

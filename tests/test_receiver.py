@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import TOKEN, LiveExporter, LiveFactory, example, key
+from zoom_qss_exporter.families import MAX_LABEL_VALUE
 
 QOS = example("meeting.participant_qos")
 
@@ -170,6 +171,33 @@ def test_known_event_with_missing_identity_is_422_naming_the_field(live: LiveExp
     assert response.status_code == 422
     assert "user_id" in response.json()["error"]
     assert events_total(live, "meeting.participant_qos", "invalid_payload") == 2
+
+
+def test_ids_longer_than_a_label_value_may_be_are_422_naming_the_field(
+    live: LiveExporter,
+) -> None:
+    cases = [
+        ("meeting.participant_qos", ("payload", "object", "uuid")),
+        ("meeting.participant_qos", ("payload", "object", "participant", "user_id")),
+        ("session.user_qos", ("payload", "object", "user", "id")),
+        ("phone.call_qos", ("payload", "object", "call_id")),
+        ("phone.call_qos", ("payload", "object", "call_qos", "type")),
+    ]
+    for name, path in cases:
+        for length, status in ((MAX_LABEL_VALUE, 200), (MAX_LABEL_VALUE + 1, 422)):
+            event = json.loads(json.dumps(example(name)))
+            holder = event
+            for part in path[:-1]:
+                holder = holder[part]
+            holder[path[-1]] = "x" * length
+            response = live.post(event)
+            assert response.status_code == status, (path, length)
+            if status == 422:
+                error = response.json()["error"]
+                assert error.startswith(".".join(path)), error
+                assert str(MAX_LABEL_VALUE) in error
+    refused = sum(events_total(live, name, "invalid_payload") for name in {n for n, _ in cases})
+    assert refused == len(cases)
 
 
 def test_missing_event_name_is_422(live: LiveExporter) -> None:

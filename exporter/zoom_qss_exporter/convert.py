@@ -329,7 +329,7 @@ def _info_values(
         for label, source in _INFO_FIELDS:
             text = getattr(item, source) or (item.Location if source == "location" else "")
             if text:
-                values[label] = text
+                values[label] = _cut(text)
     return values
 
 
@@ -339,7 +339,14 @@ def _user_name(name: str, options: ConvertOptions) -> str:
     if options.user_name is UserNameMode.HASH:
         digest = hashlib.sha256((options.hash_salt + name).encode("utf-8")).hexdigest()
         return digest[:16]
-    return name
+    return _cut(name)
+
+
+def _cut(text: str) -> str:
+    """A descriptive label value within ``MAX_LABEL_VALUE`` characters; a cut one ends in "…"."""
+    if len(text) <= f.MAX_LABEL_VALUE:
+        return text
+    return text[: f.MAX_LABEL_VALUE - 1] + "…"
 
 
 _TIMES: dict[str, float | None] = {}

@@ -1,7 +1,8 @@
 """Pydantic models of the 14 QSS events, as lenient as Zoom's payloads require.
 
 Identity (meeting uuid / session id, participant id, call id) is required: without it no
-series can be keyed, so such an event is rejected. Everything else is optional, unknown
+series can be keyed, so such an event is rejected, as is one whose ids are longer than a label
+value may be (``families.MAX_LABEL_VALUE``). Everything else is optional, unknown
 fields are allowed, and QoS ``details`` stay raw: the conversion step reads them value by
 value so that one bad value or item never sinks the whole event.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from .families import MAX_LABEL_VALUE
 
 __all__ = [
     "EVENT_MODELS",
@@ -47,7 +50,9 @@ def _item(value: object) -> object:
 Text = Annotated[str, BeforeValidator(_text)]
 # Unix milliseconds; bounded so that no arithmetic on it can overflow a float (year < 33658)
 EventTime = Annotated[int, Field(ge=0, lt=10**15)]
-Id = Annotated[str, BeforeValidator(_text), Field(min_length=1)]
+# A label value that keys series: too long is refused, not cut, so two keys never become one.
+Key = Annotated[str, BeforeValidator(_text), Field(max_length=MAX_LABEL_VALUE)]
+Id = Annotated[str, BeforeValidator(_text), Field(min_length=1, max_length=MAX_LABEL_VALUE)]
 
 
 class _Model(BaseModel):
@@ -91,8 +96,8 @@ class DataItem(_Item):
 class Participant(_Model):
     """A meeting/webinar participant; which id field is set depends on the event."""
 
-    user_id: Text = ""
-    participant_id: Text = ""
+    user_id: Key = ""
+    participant_id: Key = ""
     user_name: Text = ""
     qos: list[QosItem] = Field(default_factory=list)
     data: list[DataItem] = Field(default_factory=list)
@@ -192,9 +197,9 @@ class SessionEvent(_Model):
 class CallParty(_Model):
     """One side of a call in ``phone.call_qos`` (``id``) or its summary (``user_id``)."""
 
-    id: Text = ""
-    user_id: Text = ""
-    type: Text = ""
+    id: Key = ""
+    user_id: Key = ""
+    type: Key = ""
 
     @property
     def party_id(self) -> str:

@@ -9,6 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+MAX_LABEL_VALUE = 256
+"""Characters a label value may have. Remote-write receivers refuse longer ones (Mimir and
+Cortex: 2,048 bytes by default, and the whole request with them), and no Zoom id or device
+name comes near it. Values that key series (ids, a call party's role) longer than this are
+refused with the event; descriptive ones (the info series' labels) are cut, ending in "…"."""
+
 
 class Lifetime(Enum):
     """Which TTL a series lives by (``--store.ttl`` or ``--store.summary-ttl``)."""
