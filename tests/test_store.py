@@ -240,3 +240,20 @@ def test_late_item_changes_nothing_even_for_series_it_alone_carries() -> None:
     )
     assert (late.written, late.stale) == (0, 2)
     assert store.get(f.JITTER, labels) is None
+
+
+def test_an_items_samples_are_one_item_by_their_label_values_not_their_tuple() -> None:
+    """Conversion shares one label tuple per item, but equal tuples built apart (another
+    converter, a compiled build) must make one item too, not a stale second one."""
+    store = SeriesStore(StoreLimits())
+    owner = ("meeting", "m", "p")
+    samples = [
+        Sample(f.LATENCY, (*owner, "video_input"), 0.1, 10.0),
+        Sample(f.FRAME_RATE, (*owner, "video_input"), 25, 10.0),
+        Sample(f.LATENCY, (*owner, "audio_input"), 0.2, 10.0),
+    ]
+    assert samples[0].stream is not samples[1].stream
+    written = store.apply(Conversion(owner, samples), 0.0)
+    assert (written.written, written.stale) == (3, 0)
+    assert store.get(f.FRAME_RATE, (*owner, "video_input")) is not None
+    assert len(store) == 3

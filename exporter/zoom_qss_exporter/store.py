@@ -135,8 +135,9 @@ class SeriesStore:
     def apply(self, conversion: Conversion, now: float) -> WriteResult:
         """Write a conversion's samples and metadata; the hot path of every event.
 
-        Consecutive samples of one stream and lifetime are one item: one freshness check,
-        and afterwards the stream's series that the item did not carry are removed."""
+        Consecutive samples of one stream (equal label values) and lifetime are one item:
+        one freshness check, and afterwards the stream's series that the item did not carry
+        are removed."""
         result = WriteResult()
         for leaver in conversion.departures:
             self._depart(leaver, now)
@@ -152,7 +153,8 @@ class SeriesStore:
         formatted = FORMATTED
         for family, labels, value, timestamp, stat in conversion.samples:
             packed = families[family]
-            if labels is not stream or packed.kind != kind or packed.streams is not table:
+            new_item = labels is not stream and labels != stream  # is: the usual, cheap test
+            if new_item or packed.kind != kind or packed.streams is not table:
                 if sid >= 0 and not stale_item:
                     self._close_item(sid, kind, carried)
                 stream, table, kind, carried = labels, packed.streams, packed.kind, 0
