@@ -125,6 +125,41 @@ def test_summary_ends_per_minute_series_and_a_retry_cannot_revive_them(
     assert latency(live, "p1") == 0.134
 
 
+def test_a_redelivery_never_revives_a_leaver_or_an_expired_series(live: LiveExporter) -> None:
+    """Zoom retries an event it got no timely answer for at +5, +20 and +60 minutes, long
+    after a leaver's tombstone (one TTL) and its series have gone."""
+    event = qos_at("2021-07-13T21:44:51Z", participant="p1")
+    live.post(event)
+    live.post(summary_for("p1"))
+    live.clock.advance(20 * 60)
+    assert live.post(event).json() == {"status": "stale"}
+    assert latency(live, "p1") is None
+
+    event = qos_at("2021-07-13T21:44:51Z", participant="p2")
+    live.post(event)
+    live.clock.advance(20 * 60)  # expired: p2 sent nothing more
+    assert latency(live, "p2") is None
+    assert live.post(event).json() == {"status": "stale"}
+    assert latency(live, "p2") is None
+    live.post(qos_at("2021-07-13T22:10:51Z", "150 ms", participant="p2"))  # a new sample
+    assert latency(live, "p2") == 0.15
+
+
+def test_two_items_of_one_type_in_one_event_keep_the_newer(live_factory: LiveFactory) -> None:
+    event = qos_at("2021-07-13T21:45:51Z", "200 ms")
+    items = event["payload"]["object"]["participant"]["qos"]
+    older = copy.deepcopy(items[0])
+    older["date_time"] = "2021-07-13T21:44:51Z"
+    older["details"]["latency"] = "100 ms"
+    for order in ([items[0], older], [older, items[0]]):
+        live = live_factory()
+        event["payload"]["object"]["participant"]["qos"] = order
+        assert live.post(event).json() == {"status": "accepted"}
+        assert latency(live) == 0.2
+        metrics = live.metrics()
+        assert metrics[key("zoom_qos_sample_timestamp_seconds", **AUDIO)] == 1626212751.0
+
+
 def test_phone_summary_ends_that_partys_per_sample_series(live: LiveExporter) -> None:
     live.post(example("phone.call_qos"))
     assert series_of(live.metrics(), "zoom_phone_mos")

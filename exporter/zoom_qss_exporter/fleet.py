@@ -83,12 +83,16 @@ class FleetMetrics(Collector):
             ("product", "notification"),
         )
 
-    def observe(self, samples: Iterable[FleetSample], now: float) -> tuple[int, int]:
-        """Count the samples not seen before; returns (counted, not newer than counted)."""
-        counted = repeated = 0
+    def observe(
+        self, samples: Iterable[FleetSample], now: float
+    ) -> tuple[int, list[tuple[tuple[str, ...], float]]]:
+        """Count the samples not seen before; returns how many were counted, and the
+        (stream, time) of those not newer than counted (redeliveries, or late)."""
+        counted = 0
+        repeated: list[tuple[tuple[str, ...], float]] = []
         for sample in samples:
             if not self.ledger.first_sighting(sample.stream, sample.timestamp, now):
-                repeated += 1
+                repeated.append((sample.stream, sample.timestamp))
                 continue
             counted += 1
             key = (sample.product, sample.qos_type)

@@ -52,13 +52,13 @@ class Pipeline:
         skipped = conversion.skipped
         counted, repeated = self.fleet.observe(conversion.fleet, now)
         if repeated:
-            skipped.extend(["not_newer_than_counted"] * repeated)
+            skipped.extend(["not_newer_than_counted"] * len(repeated))
         if skipped:
             self.health.count_skipped(skipped)
         if not self.options.per_participant:
             fresh = counted > 0 or not conversion.fleet
             return Outcome.ACCEPTED if fresh else Outcome.STALE
-        written = self.store.apply(conversion, now)
+        written = self.store.apply(conversion, now, repeated)
         if (conversion.samples or conversion.fleet) and not (written.written or counted):
             return Outcome.STALE
         return Outcome.ACCEPTED

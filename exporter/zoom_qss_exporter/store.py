@@ -17,7 +17,7 @@ in flat arrays indexed by stream id.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -132,12 +132,17 @@ class SeriesStore:
 
     # --- writing ----------------------------------------------------------------------------
 
-    def apply(self, conversion: Conversion, now: float) -> WriteResult:
+    def apply(
+        self, conversion: Conversion, now: float, seen: Collection[tuple[Labels, float]] = ()
+    ) -> WriteResult:
         """Write a conversion's samples and metadata; the hot path of every event.
 
-        Consecutive samples of one stream (equal label values) and lifetime are one item:
-        one freshness check, and afterwards the stream's series that the item did not carry
-        are removed."""
+        Consecutive samples of one stream (equal label values), time and lifetime are one
+        item: one freshness check, and afterwards the stream's series that the item did not
+        carry are removed. ``seen`` holds the (stream, time) of per-sample items known to
+        be redeliveries (the fleet metrics' ledger remembers them longer than series live):
+        they are stale even when their series have expired or their participant has left,
+        so that Zoom's retries, up to ~85 minutes late, bring nobody back."""
         result = WriteResult()
         for leaver in conversion.departures:
             self._depart(leaver, now)
@@ -147,6 +152,7 @@ class SeriesStore:
         stream: Labels | None = None
         table: dict[Labels, int] | None = None
         kind = sid = -1
+        item_time = -1.0
         stale_item = False
         carried = 0  # mask bits of the series the current item carried
         stale = dropped = 0
@@ -154,12 +160,18 @@ class SeriesStore:
         for family, labels, value, timestamp, stat in conversion.samples:
             packed = families[family]
             new_item = labels is not stream and labels != stream  # is: the usual, cheap test
-            if new_item or packed.kind != kind or packed.streams is not table:
+            if (
+                new_item
+                or timestamp != item_time
+                or packed.kind != kind
+                or packed.streams is not table
+            ):
                 if sid >= 0 and not stale_item:
                     self._close_item(sid, kind, carried)
                 stream, table, kind, carried = labels, packed.streams, packed.kind, 0
+                item_time = timestamp
                 sid = table.get(labels, -1)
-                stale_item = departed and kind == SAMPLE
+                stale_item = kind == SAMPLE and (departed or (labels, timestamp) in seen)
                 if sid >= 0 and not stale_item:
                     stale_item = timestamp <= self._stamps[kind][sid]
                     if not stale_item:
