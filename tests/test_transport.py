@@ -160,3 +160,24 @@ def test_100_continue_is_sent_before_the_body_is_read(live: LiveExporter) -> Non
         sock.sendall(body)
         answer = _read_all(sock)
     assert answer.startswith(b"HTTP/1.1 200 OK") and b'{"status":"accepted"}' in answer
+
+
+def test_a_client_that_half_closes_after_its_request_still_gets_the_answer(
+    live: LiveExporter,
+) -> None:
+    """``shutdown(SHUT_WR)`` after the request (as ``nc -N`` and some HTTP/1.0 clients do):
+    the end of the client's stream arrives before the answer held for the end of the loop's
+    turn has left, and must not close the connection under it."""
+    body = json.dumps(example("meeting.participant_qos")).encode()
+    host, port = live.url.removeprefix("http://").split(":")
+    for n in range(30):
+        request = (
+            b"GET /-/healthy HTTP/1.1\r\nhost: x\r\n\r\n"
+            if n % 2
+            else request_head(live, body, f"content-length: {len(body)}") + body
+        )
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(request)
+            sock.shutdown(socket.SHUT_WR)
+            answer = _read_all(sock)
+        assert answer.startswith(b"HTTP/1.1 200 OK"), (n, answer)

@@ -59,3 +59,15 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio allows a bool
+        """The client has sent all it will (a half-close, as ``nc -N`` does). uvicorn lets
+        the transport close then, and with it an answer still held for the end of the turn,
+        or not yet written: instead, a request whose body has arrived is answered, then the
+        connection closes."""
+        self.transport.flush()  # type: ignore[attr-defined]
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and not cycle.more_body:
+            cycle.keep_alive = False
+            return True  # keep the transport open for writing
+        return None
