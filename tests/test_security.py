@@ -330,3 +330,39 @@ def test_json_logs_carry_event_outcome_and_request_id_and_no_secret(tmp_path: Pa
 
 
 _ = replace
+
+
+def test_an_internal_listener_given_by_name_serves_its_paths() -> None:
+    """``--web.internal-listen-address=localhost:PORT``: connections arrive on the address
+    the name resolved to, not on the name."""
+    internal = bind("localhost", 0)
+    host, port = internal.getsockname()[:2]
+    settings = Settings(
+        host="127.0.0.1",
+        port=port + 1,  # not served here: only the internal listener is
+        internal_listen=("localhost", port),
+        secret_tokens=(TOKEN,),
+    )
+    app = create_app(Exporter(settings, clock=FakeClock(time.time())))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [internal]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:  # polling the start condition
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.005)
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    try:
+        with httpx.Client(timeout=10) as client:
+            assert client.get(url + "/metrics").status_code == 200
+            assert client.get(url + "/-/ready").status_code == 200
+            assert client.post(url + "/webhook", content=BODY).status_code == 404
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_an_internal_listener_that_does_not_resolve_is_a_clear_error() -> None:
+    settings = Settings(internal_listen=("no-such-host.invalid", 9982), secret_tokens=(TOKEN,))
+    with pytest.raises(OSError, match=r"cannot resolve 'no-such-host\.invalid'"):
+        create_app(Exporter(settings))

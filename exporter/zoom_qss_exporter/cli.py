@@ -83,6 +83,9 @@ def _serve(args: argparse.Namespace) -> int:
     except (RemoteWriteError, ArchiveError, MetricsAuthError) as error:
         print(f"zoom-qss-exporter: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # the internal address does not resolve
+        print(f"zoom-qss-exporter: error: internal listener: {error}", file=sys.stderr)
+        return 1
     internal = settings.internal_listen
     logging.getLogger("zoom_qss_exporter").info(
         "listening on %s:%d (webhook %s, metrics %s%s)",

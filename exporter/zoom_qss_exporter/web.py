@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Awaitable, Callable, Collection
+from typing import Any
 
 import uvicorn
 from starlette.requests import Request
@@ -44,16 +45,36 @@ def require_auth(endpoint: Endpoint, auth: MetricsAuth | None) -> Endpoint:
 
 
 def on_listener(server: tuple[str, int] | None, listener: tuple[str, int]) -> bool:
-    """Whether a connection whose local address is ``server`` came in on ``listener``."""
+    """Whether a connection whose local address is ``server`` came in on ``listener``
+    (numeric, as :func:`numeric_address` gives it)."""
     if server is None:
         return False
     host, port = listener
     return server[1] == port and (host in _WILDCARDS or server[0] == host)
 
 
+def _address_info(host: str, port: int) -> tuple[int, int, int, tuple[Any, ...]]:
+    """What :func:`bind` binds for ``host:port``: the first address the name resolves to."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    return family, kind, proto, address
+
+
+def numeric_address(host: str, port: int) -> tuple[str, int]:
+    """``host:port`` as a connection's local address shows it: a name such as ``localhost``
+    resolved, an IPv6 address in its canonical form. Raises ``OSError`` if it cannot be."""
+    try:
+        address = _address_info(host, port)[3]
+    except socket.gaierror as error:
+        raise OSError(f"cannot resolve {host!r}: {error.strerror}") from None
+    return address[0], address[1]
+
+
 class ListenerFilter:
     """Serves each path only on its listener: ``internal_paths`` on the internal address,
-    ``public_paths`` everywhere else."""
+    ``public_paths`` everywhere else. ``internal`` is resolved here as :func:`bind` resolves
+    it, so that a name (``localhost:9982``) matches the address connections arrive on."""
 
     def __init__(
         self,
@@ -63,7 +84,7 @@ class ListenerFilter:
         internal_paths: Collection[str],
     ) -> None:
         self.app = app
-        self.internal = internal
+        self.internal = numeric_address(*internal)
         self.public_paths = frozenset(public_paths)
         self.internal_paths = frozenset(internal_paths)
 
@@ -99,9 +120,7 @@ class FastRoute:
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket for ``host:port`` (IPv4 or IPv6), as uvicorn would bind it."""
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
+    family, kind, proto, address = _address_info(host, port)
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
