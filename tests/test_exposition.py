@@ -170,6 +170,31 @@ def test_gzip_when_accepted(live: LiveExporter) -> None:
     assert b"zoom_qos_latency_seconds" in gzip.decompress(raw)
 
 
+def test_gzip_only_when_its_weight_is_above_zero(live: LiveExporter) -> None:
+    everything(live)
+    cases = {
+        "gzip": True,
+        "gzip, deflate, br": True,
+        "GZIP;q=0.5": True,
+        "*": True,
+        "": False,
+        "identity": False,
+        "gzip;q=0": False,
+        "identity, gzip;q=0": False,
+        "gzip;q=0.0, *": False,  # named: its own weight counts, not the wildcard's
+        "*;q=0": False,
+        "gzip;q=nonsense": False,
+    }
+    for accept_encoding, compressed in cases.items():
+        with httpx.stream(
+            "GET", live.url + "/metrics", headers={"accept-encoding": accept_encoding}
+        ) as response:
+            raw = b"".join(response.iter_raw())
+        assert (response.headers.get("content-encoding") == "gzip") is compressed, accept_encoding
+        assert raw.startswith(b"\x1f\x8b") is compressed, accept_encoding
+        assert "accept-encoding" in response.headers["vary"]
+
+
 class _Reference(Collector):
     """The store's content through prometheus-client's own classes: the reference rendering."""
 

@@ -96,6 +96,26 @@ def gzip_chunks(chunks: list[bytes]) -> list[bytes]:
     return [part for part in out if part]
 
 
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether ``Accept-Encoding`` allows gzip: named (or ``*``) with a weight above 0
+    (``gzip;q=0`` refuses it, RFC 9110 section 12.5.3)."""
+    weights: dict[str, float] = {}
+    for part in accept_encoding.split(","):
+        coding, *params = (piece.strip() for piece in part.split(";"))
+        weight = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if coding:
+            weights[coding.lower()] = weight
+    gzip = weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0)))
+    return gzip > 0
+
+
 def wants_openmetrics(accept: str) -> bool:
     return any(
         part.split(";")[0].strip() == "application/openmetrics-text" for part in accept.split(",")
@@ -121,8 +141,11 @@ class MetricsEndpoint:
 
     async def body(self, accept: str, accept_encoding: str) -> tuple[list[bytes], dict[str, str]]:
         openmetrics = wants_openmetrics(accept)
-        compress = "gzip" in accept_encoding
-        headers = {"content-type": OPENMETRICS_TYPE if openmetrics else CONTENT_TYPE_LATEST}
+        compress = accepts_gzip(accept_encoding)
+        headers = {
+            "content-type": OPENMETRICS_TYPE if openmetrics else CONTENT_TYPE_LATEST,
+            "vary": "accept, accept-encoding",  # the body depends on both
+        }
         if compress:
             headers["content-encoding"] = "gzip"
         key = (openmetrics, compress)
