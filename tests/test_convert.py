@@ -130,6 +130,18 @@ def test_notification_feeds_the_fleet_counter() -> None:
     assert [s.notification for s in odd.fleet] == ["other"]
 
 
+def test_a_notification_repeated_on_several_items_of_one_event_counts_once() -> None:
+    event = with_details({"network_notification": "network bandwidth low"}, "audio_input")
+    items = event["payload"]["object"]["participant"]["qos"]
+    for qos_type, note in (
+        ("notification", "network bandwidth low"),
+        ("video_input", "Internet connection unstable"),
+    ):
+        items.append({**items[0], "type": qos_type, "details": {"network_notification": note}})
+    notes = [s.notification for s in run(event).fleet]
+    assert notes == ["network bandwidth low", None, "internet connection unstable"]
+
+
 def test_phone_bare_numbers() -> None:
     out = run(example("phone.call_qos"))
     got = {s.family.name: s.value for s in out.samples}

@@ -218,6 +218,8 @@ def _minute_item(item: QosItem, owner: Owner, out: Conversion) -> None:
         notification = raw_note.strip().lower()
         if notification not in NOTIFICATIONS:
             notification = "other"
+        if any(sample.notification == notification for sample in out.fleet):
+            notification = None  # Zoom's schema allows it on every item: counted once an event
     latency, jitter, loss = values.get("latency"), values.get("jitter"), values.get("avg_loss")
     fleet = (labels, when, owner[0], item.type, latency, jitter, loss, None, notification)
     out.fleet.append(_fast_new(FleetSample, fleet))
