@@ -10,11 +10,29 @@ STREAM = ("meeting", "m==", "p1", "audio_input")
 
 def test_each_sample_time_counts_once_per_stream() -> None:
     ledger = SampleLedger(window=5400)
-    assert ledger.first_sighting(STREAM, 100.0, now=0)
-    assert not ledger.first_sighting(STREAM, 100.0, now=1)  # a redelivery
-    assert not ledger.first_sighting(STREAM, 40.0, now=2)  # older than counted
-    assert ledger.first_sighting(STREAM, 160.0, now=3)
-    assert ledger.first_sighting((*STREAM[:3], "video_input"), 100.0, now=4)
+    assert ledger.first_sighting(STREAM, 6000.0, now=0)
+    assert not ledger.first_sighting(STREAM, 6000.0, now=1)  # a redelivery
+    assert ledger.first_sighting(STREAM, 5940.0, now=2)  # late, but its first delivery
+    assert not ledger.first_sighting(STREAM, 5940.0, now=3)  # and now a redelivery
+    assert ledger.first_sighting(STREAM, 6060.0, now=4)
+    assert ledger.first_sighting((*STREAM[:3], "video_input"), 6000.0, now=5)
+
+
+def test_out_of_order_minutes_count_once_each_within_63_minutes() -> None:
+    """Zoom retries a failed delivery 5, 20 and 60 minutes later, when newer minutes of the
+    stream have long been counted."""
+    ledger = SampleLedger(window=5400)
+    newest = 100_000.0
+    assert ledger.first_sighting(STREAM, newest, now=0)
+    for minutes in (5, 20, 60, 63):
+        late = newest - 60 * minutes + 1  # a second off the minute grid: the same minute
+        assert ledger.first_sighting(STREAM, late, now=1), minutes
+        assert not ledger.first_sighting(STREAM, late, now=2), minutes
+    assert not ledger.first_sighting(STREAM, newest - 60 * 64, now=3)  # beyond: not counted
+    # the newest moves on: what was counted stays counted, at its new distance
+    assert ledger.first_sighting(STREAM, newest + 600, now=4)
+    assert not ledger.first_sighting(STREAM, newest - 60 * 5 + 1, now=5)
+    assert ledger.first_sighting(STREAM, newest - 60 * 6, now=6)
 
 
 def test_remembered_for_at_least_the_window_then_forgotten() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from zoom_qss_exporter.recent import RecentMap
+from zoom_qss_exporter.recent import MARKS, RecentMap
 
 
 def test_answers_as_a_dict_through_growth() -> None:
@@ -70,3 +70,43 @@ def test_newer_in_the_previous_generation_moves_the_key_forward() -> None:
     assert recent.newer(1, 2.0)
     recent.expire(120.0)
     assert recent.get(1) == 2.0, "written in the last window: kept"
+
+
+def test_sightings_answer_as_a_reference_of_seen_steps_through_growth() -> None:
+    """``sighting`` against a plain model: per key the newest value and the set of steps
+    seen; keys of every kind (grid values, off-grid jitter, large jumps), through growth."""
+    rng = random.Random(11)
+    recent = RecentMap(1e9, marked=True)
+    reference: dict[int, tuple[float, set[int]]] = {}
+    keys = [rng.getrandbits(64) - (1 << 63) for _ in range(3000)]
+    step = 60.0
+    for _ in range(40_000):
+        key = rng.choice(keys)
+        value = 60.0 * rng.randrange(0, 200) + rng.choice((0.0, 0.0, 2.0, -3.0))
+        newest, seen = reference.get(key, (value, set()))
+        if value > newest:
+            shift = round((value - newest) / step)
+            seen = {s + shift for s in seen if s + shift < MARKS} | {0}
+            expected = True
+            newest = value
+        else:
+            back = round((newest - value) / step)
+            expected = back < MARKS and back not in seen
+            if expected:
+                seen = seen | {back}
+        assert recent.sighting(key, value, step) is expected
+        if expected or key in reference:
+            reference[key] = (newest, seen)
+    assert len(recent) == len(reference)
+
+
+def test_a_sighting_in_the_previous_generation_is_remembered() -> None:
+    recent = RecentMap(60.0, marked=True)
+    recent.expire(0.0)
+    assert recent.sighting(1, 6000.0, 60.0)
+    assert recent.sighting(1, 5880.0, 60.0)  # two steps back
+    recent.expire(60.0)  # rotated: both in the previous generation
+    assert not recent.sighting(1, 5880.0, 60.0)
+    assert recent.sighting(1, 5940.0, 60.0)  # written again: moved to the current one
+    recent.expire(120.0)
+    assert not recent.sighting(1, 5880.0, 60.0), "its marks moved along"

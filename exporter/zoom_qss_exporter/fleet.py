@@ -2,8 +2,9 @@
 
 They carry no meeting or participant label, so they stay cheap at any scale and keep working
 when per-participant series are switched off. Each sample is counted once: a
-:class:`SampleLedger` remembers the newest ``date_time`` counted per sample stream, so a
-redelivered event (Zoom retries up to ~85 minutes later) is not counted again.
+:class:`SampleLedger` remembers which ``date_time`` it counted per sample stream, so a
+redelivered event (Zoom retries up to ~85 minutes later) is not counted again, and one that
+first arrives after newer ones (its earlier delivery failed) still is.
 
 Observed on every sample of every event, so they are :mod:`plain_metrics`.
 """
@@ -25,23 +26,28 @@ MOS_BUCKETS = (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
 
 
 class SampleLedger:
-    """Newest counted ``date_time`` per sample stream, remembered for ``window`` seconds or
-    more after the stream's last counted sample (Zoom's last retry comes about 85 minutes
-    after the first). Streams are keyed by their 64-bit hash, not their labels: the ledger
-    outlives the series of people who left, and a colliding pair of streams (odds about
-    n²/2⁶⁴) would at worst leave one sample uncounted."""
+    """The ``date_time`` counted per sample stream, minute by minute for the 63 minutes
+    before its newest one, remembered for ``window`` seconds or more after the stream's last
+    counted sample (Zoom's last retry comes about 85 minutes after the first). Streams are
+    keyed by their 64-bit hash, not their labels: the ledger outlives the series of people
+    who left, and a colliding pair of streams (odds about n²/2⁶⁴) would at worst leave one
+    sample uncounted. Phone samples come every few seconds: one that arrives after a newer
+    one of the same minute is taken for a redelivery."""
 
     def __init__(self, window: float) -> None:
-        self._newest = RecentMap(window)
+        self._counted = RecentMap(window, marked=True)
 
     def __len__(self) -> int:
-        return len(self._newest)
+        return len(self._counted)
 
     def first_sighting(self, stream: tuple[str, ...], timestamp: float, now: float) -> bool:
-        return self._newest.newer(hash(stream), timestamp)
+        return self._counted.sighting(hash(stream), timestamp, _MINUTE)
 
     def expire(self, now: float) -> None:
-        self._newest.expire(now)
+        self._counted.expire(now)
+
+
+_MINUTE = 60.0  # Zoom's per-minute cadence: the ledger's step
 
 
 class FleetMetrics(Collector):
@@ -87,7 +93,7 @@ class FleetMetrics(Collector):
         self, samples: Iterable[FleetSample], now: float
     ) -> tuple[int, list[tuple[tuple[str, ...], float]]]:
         """Count the samples not seen before; returns how many were counted, and the
-        (stream, time) of those not newer than counted (redeliveries, or late)."""
+        (stream, time) of those counted before (redeliveries)."""
         counted = 0
         repeated: list[tuple[tuple[str, ...], float]] = []
         for sample in samples:

@@ -52,7 +52,7 @@ class Pipeline:
         skipped = conversion.skipped
         counted, repeated = self.fleet.observe(conversion.fleet, now)
         if repeated:
-            skipped.extend(["not_newer_than_counted"] * len(repeated))
+            skipped.extend(["already_counted"] * len(repeated))
         if skipped:
             self.health.count_skipped(skipped)
         if not self.options.per_participant:
