@@ -74,8 +74,9 @@ def test_a_small_batch_waits_for_the_flush_interval_only(receiver: FakeReceiver)
         ((500, 502, 503), {}),
         ((429,), {"retry-after": "0"}),
         ((DROP, DROP), {}),  # transport errors: the connection closes without an answer
+        ((502,), {"content-encoding": "gzip"}),  # an answer that cannot be decoded
     ],
-    ids=["5xx", "429", "transport"],
+    ids=["5xx", "429", "transport", "garbled"],
 )
 def test_retried_until_accepted(
     receiver: FakeReceiver, statuses: tuple[int, ...], headers: dict[str, str]
@@ -339,3 +340,25 @@ def test_health_metrics_pass_promtool(
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_token_file_that_turns_unreadable_is_retried_until_it_is_fixed(
+    receiver: FakeReceiver, tmp_path: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text("good\n")
+
+    async def scenario() -> RemoteWriteQueue:
+        queue = RemoteWriteQueue(options(receiver.url, bearer_token_file=str(token)))
+        queue.start()
+        token.write_bytes(b"s3cr\xe9t\n")  # rotated to text that is not UTF-8
+        queue.offer([Chunk(points(10))])
+        await until("a retry", lambda: queue.retried_total > 0)
+        token.write_text("fixed\n")
+        await until("the batch sent", lambda: queue.sent_total == 10)
+        await queue.close(10)
+        return queue
+
+    queue = run(scenario)
+    assert receiver.requests[-1].headers["Authorization"] == "Bearer fixed"
+    assert queue.retried_total >= 10 and not any(queue.failed_total.values())

@@ -100,6 +100,8 @@ def _read(path: str) -> str:
         return Path(path).read_text(encoding="utf-8").strip()
     except OSError as error:
         raise RemoteWriteError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise RemoteWriteError(f"cannot read {path}: not UTF-8 text") from None
 
 
 def check_options(options: RemoteWriteOptions) -> None:

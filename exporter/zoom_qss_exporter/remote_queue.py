@@ -228,6 +228,10 @@ class RemoteWriteQueue(Collector):
         except (httpx.TransportError, RemoteWriteError) as error:
             log.warning("remote write: %s (%d samples will be retried)", _describe(error), size)
             return 0.0
+        except Exception:  # a garbled answer (httpx.DecodingError), or a bug: never the end
+            # of the sender, which would leave the queue filling with nothing sent
+            log.exception("remote write: unexpected error (%d samples will be retried)", size)
+            return 0.0
         status = response.status_code
         if 200 <= status < 300:
             self.sent_total += size
