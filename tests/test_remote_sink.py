@@ -162,6 +162,24 @@ def test_late_and_repeated_items_go_in_requests_of_their_own() -> None:
     assert not any(chunk.alone for chunk in queue.take())
 
 
+def test_items_of_one_stream_in_one_event_newest_first_the_older_goes_alone() -> None:
+    queue = FakeQueue()
+    rw = sink(queue)
+    document = qos_event("2023-11-14T22:13:00Z")
+    items = document["payload"]["object"]["participant"]["qos"]
+    older = {**items[0], "date_time": "2023-11-14T22:12:00Z"}
+    items[1:] = [older]
+    assert rw.offer(conversion(document), NOW)
+    chunks = queue.take()
+    assert [chunk.alone for chunk in chunks[:2]] == [False, True]
+    assert {p.timestamp for p in chunks[1].points} == {1699999920.0}  # 22:12:00
+    # and the newer one is what the stream's ledger remembers: 22:12:30 is late too
+    document = qos_event("2023-11-14T22:12:30Z")
+    document["payload"]["object"]["participant"]["qos"][1:] = []
+    assert rw.offer(conversion(document), NOW)
+    assert [chunk.alone for chunk in queue.take()] == [True]
+
+
 @pytest.mark.parametrize("mode", list(ParticipantInfo))
 def test_a_refused_event_leaves_no_trace(mode: ParticipantInfo) -> None:
     queue = FakeQueue()
@@ -184,6 +202,7 @@ def test_info_is_merged_and_a_changed_label_set_ends_the_old_series() -> None:
     data["event_ts"] = int(NOW * 1000)
     participant = data["payload"]["object"]["participant"]
     participant["participant_id"] = "16778240"
+    participant["data"][0]["camera"] = ""  # not known yet
     assert rw.offer(conversion(data), NOW)
     (info_labels,) = sent(queue.take())
     device = dict(info_labels)["device"]
@@ -206,8 +225,15 @@ def test_info_is_merged_and_a_changed_label_set_ends_the_old_series() -> None:
     assert old[0][0] == int(NOW * 1000) + 120_001 and math.isnan(old[0][1]), "a staleness marker"
 
     data["event_ts"] = int(NOW * 1000) + 30_000  # older than the info last sent
+    participant["data"][0]["camera"] = "FaceTime HD"  # a value not known yet
     assert rw.offer(conversion(data), NOW + 130)
     assert queue.take() == []
+    newest = qos_event("2023-11-14T22:16:00Z")
+    newest["event_ts"] = int(NOW * 1000) + 180_000
+    assert rw.offer(conversion(newest), NOW + 180)  # the next event sends what it filled in
+    infos = {k: v for k, v in sent(queue.take()).items() if dict(k)["__name__"].endswith("_info")}
+    (filled,) = [k for k, samples in infos.items() if samples[0][1] == 1.0]  # and a marker
+    assert dict(filled)["camera"] == "FaceTime HD" and dict(filled)["device"] == "Windows"
 
 
 @pytest.mark.parametrize("mode", list(ParticipantInfo))
@@ -216,8 +242,9 @@ def test_past_the_owner_cap_info_goes_unmerged(mode: ParticipantInfo) -> None:
     rw = sink(queue, max_owners=1, mode=mode)
     assert rw.offer(conversion(data_event("a")), NOW)
     assert rw.offer(conversion(data_event("b")), NOW)
-    infos = [p for c in queue.take() for p in c.points if p.family is PARTICIPANT_INFO]
-    assert [p.labels[2] for p in infos] == ["a", "b"]
+    infos = [(p, c.alone) for c in queue.take() for p in c.points if p.family is PARTICIPANT_INFO]
+    assert [p.labels[2] for p, _ in infos] == ["a", "b"]
+    assert [alone for _, alone in infos] == [False, True], "b's may be late: on its own"
 
 
 def test_expiry_forgets_streams_and_metadata() -> None:
@@ -372,8 +399,9 @@ def test_event_mode_late_info_goes_alone_and_a_change_ends_the_old_series() -> N
 
 
 def test_event_mode_remembers_a_participant_while_they_send_events() -> None:
-    """The label set last queued is kept for the info TTL after the participant's last event
-    (a per-minute one too), then forgotten: a change after that ends no series."""
+    """The label set last queued is kept for the info TTL (at least the redelivery window,
+    5,400 s here) after the participant's last event (a per-minute one too), then
+    forgotten: a change after that ends no series."""
     queue = FakeQueue()
     rw = sink(queue, mode=EVENT)
     assert rw.offer(conversion(metadata_event(NOW)), NOW)
@@ -382,6 +410,10 @@ def test_event_mode_remembers_a_participant_while_they_send_events() -> None:
     rw.expire(NOW + 4000)
     assert rw.offer(conversion(metadata_event(NOW + 4000, device="Mac")), NOW + 4000)
     assert [math.isnan(value) for _, _, value, _ in info_points(queue)] == [False, True]
-    rw.expire(NOW + 4000 + 3601)
-    assert rw.offer(conversion(metadata_event(NOW + 8000, device="iOS")), NOW + 8000)
+    rw.expire(NOW + 4000 + 5399)
+    assert rw.offer(conversion(metadata_event(NOW + 3500, device="Mac")), NOW + 9399)
+    ((_, _, _, alone),) = info_points(queue)
+    assert alone, "still known: Zoom's late retry goes on its own"
+    rw.expire(NOW + 9399 + 5401)
+    assert rw.offer(conversion(metadata_event(NOW + 15000, device="iOS")), NOW + 15000)
     assert [math.isnan(value) for _, _, value, _ in info_points(queue)] == [False]

@@ -12,8 +12,9 @@ Two pieces of per-replica state, both bounded in time:
   in a chunk of its own, so that a receiver refusing it does not refuse good samples with it.
 - per participant, the ``zoom_participant_info`` label set last queued and its time (and in
   ``merged`` mode the merged metadata), for ``--store.summary-ttl`` after their last event
-  and for at most ``--store.max-series`` participants (past that, each event's own view,
-  unmerged and without staleness markers).
+  (at least ``--store.dedup-window``, as long as Zoom may redeliver an event) and for at
+  most ``--store.max-series`` participants (past that, each event's own view, unmerged,
+  without staleness markers, and in a request of its own since it may be late).
 
 ``zoom_participant_info`` in one of two modes (``--remote-write.participant-info``):
 
@@ -85,7 +86,8 @@ class RemoteWriteSink:
         participant_info: ParticipantInfo = ParticipantInfo.MERGED,
     ) -> None:
         self.queue = queue
-        self.info_ttl = info_ttl
+        # a record must outlive Zoom's retries, or a retried data event would be taken for new
+        self.info_ttl = max(info_ttl, window)
         self.max_owners = max_owners
         self.participant_info = participant_info
         self._ledger = RecentMap(window)  # keyed by hash(StreamKey), as the fleet ledger
@@ -99,9 +101,7 @@ class RemoteWriteSink:
         else:
             info, info_chunks = self._merged_info(conversion, now)
         chunks.extend(info_chunks)
-        if not chunks:
-            return True
-        if not self.queue.offer(chunks):
+        if chunks and not self.queue.offer(chunks):
             return False
         for key, timestamp in newest:
             self._ledger.set(hash(key), timestamp)
@@ -110,10 +110,13 @@ class RemoteWriteSink:
         return True
 
     def _samples(self, conversion: Conversion) -> tuple[list[Chunk], list[tuple[StreamKey, float]]]:
-        """The in-order samples as one chunk, each late item as a chunk of its own."""
+        """The in-order samples as one chunk, each late item as a chunk of its own: late
+        against what was queued before, or against an item of the same stream earlier in
+        this event."""
         fresh: list[Point] = []
         chunks: list[Chunk] = []
         newest: list[tuple[StreamKey, float]] = []
+        queued: dict[StreamKey, float] = {}  # by this event
         key: StreamKey | None = None
         when = 0.0
         group = fresh
@@ -121,13 +124,16 @@ class RemoteWriteSink:
             this = (family.lifetime is Lifetime.SAMPLE, stream)
             if this != key or timestamp != when:
                 key, when = this, timestamp
-                known = self._ledger.get(hash(key))
+                known = queued.get(key)
+                if known is None:
+                    known = self._ledger.get(hash(key))
                 if known is not None and timestamp <= known:
                     group = []
                     chunks.append(Chunk(group, alone=True))
                 else:
                     group = fresh
                     newest.append((key, timestamp))
+                    queued[key] = timestamp
             labels = (*stream, stat) if stat else stream
             group.append(Point(family, labels, value, timestamp))
         if fresh:
@@ -148,8 +154,8 @@ class RemoteWriteSink:
         labels = (*owner, *new)
         point = Point(PARTICIPANT_INFO, labels, 1.0, update.timestamp)
         if record is None:
-            if len(self._info) >= self.max_owners:  # past the cap: written, not remembered
-                return None, [Chunk([point])]
+            if len(self._info) >= self.max_owners:  # past the cap: written, not remembered,
+                return None, [Chunk([point], alone=True)]  # so it may be late: on its own
             return _Info(update.timestamp, new, labels, update.timestamp, now), [Chunk([point])]
         if update.timestamp <= record.sent_at:  # late: may be refused, so on its own
             return record._replace(updated=now), [Chunk([point], alone=True)]
@@ -173,9 +179,8 @@ class RemoteWriteSink:
             if len(self._info) >= self.max_owners:  # past the cap: this event's view, unmerged
                 if not any(new[1:]):
                     return None, []
-                return None, [
-                    Chunk([Point(PARTICIPANT_INFO, (*owner, *new), 1.0, update.timestamp)])
-                ]
+                point = Point(PARTICIPANT_INFO, (*owner, *new), 1.0, update.timestamp)
+                return None, [Chunk([point], alone=True)]  # it may be late: on its own
             record = _Info(update.timestamp, new, None, 0.0, now)
         if update.timestamp >= record.timestamp:
             values = tuple(n or o for n, o in zip(new, record.values, strict=True))
