@@ -704,6 +704,10 @@ def test_service_monitor_is_what_kube_prometheus_stack_selects(
     assert endpoint.get("metricRelabelings", []) == expected["metricRelabelings"]
     assert spec.get("sampleLimit", 0) == expected["sampleLimit"]
     assert set(spec) <= {"selector", "namespaceSelector", "endpoints", "sampleLimit", "jobLabel"}
+    # the job the chart's alerts select the exporter's own series by (exporter_selector)
+    selector = yaml.safe_load((ROOT / "mixin" / "thresholds.yaml").read_text())["exporter_selector"]
+    job = service["metadata"]["labels"][spec["jobLabel"]]
+    assert selector == f'job="{job}"', "the exporter alerts would find no series"
     assert set(endpoint) <= {
         "port",
         "path",
