@@ -179,14 +179,15 @@ def _fleet_records(config: Config) -> list[Rule]:
     )
     for name, figure, bounds in fleet:
         # Share of samples above the warning threshold, at histogram resolution: above the
-        # largest bucket bound at or below the threshold.
+        # largest bucket bound at or below the threshold. None (not NaN) without samples in
+        # the last 5 minutes: the histograms' counters outlive the QoS types that stopped.
         rate = f"product_qos_type_le:zoom_qos_fleet_{name}_bucket:rate5m"
         le = bucket_bound(figure.warning, bounds)
         rules.append(
             {
                 "record": f"product_qos_type:zoom_qos_fleet_{name}_above_threshold:ratio_rate5m",
                 "expr": f'1 - (\n  {rate}{{le="{le}"}}\n  / ignoring (le)\n'
-                f'  {rate}{{le="+Inf"}}\n)\n',
+                f'  ({rate}{{le="+Inf"}} > 0)\n)\n',
             }
         )
     rate = "direction_le:zoom_phone_fleet_mos_bucket:rate5m"
@@ -194,7 +195,7 @@ def _fleet_records(config: Config) -> list[Rule]:
     rules.append(
         {
             "record": "direction:zoom_phone_fleet_mos_below_threshold:ratio_rate5m",
-            "expr": f'{rate}{{le="{le}"}}\n/ ignoring (le)\n{rate}{{le="+Inf"}}\n',
+            "expr": f'{rate}{{le="{le}"}}\n/ ignoring (le)\n({rate}{{le="+Inf"}} > 0)\n',
         }
     )
     return rules
@@ -329,13 +330,16 @@ def _exporter_alerts(config: Config) -> list[Rule]:
         _alert(
             config,
             "ZoomQSSNoEvents",
-            f"time() - max_over_time(zoom_qss_exporter_last_event_timestamp_seconds"
-            f"{{{selector}}}[{config.no_events_for.text}])\n"
+            # by job, over every instance the window saw: a restarted or rolled-out exporter
+            # (a new instance, its gauge at 0) is not a silence, and neither is a replica that
+            # the load balancer happened to skip
+            f"time() - max by (job) (max_over_time(zoom_qss_exporter_last_event_timestamp_seconds"
+            f"{{{selector}}}[{config.no_events_for.text}]))\n"
             f"> {config.no_events_for.seconds}\n",
             every,
             "warning",
             "The Zoom QSS exporter receives no events.",
-            "The exporter {{ $labels.instance }} has accepted no Zoom event for "
+            "The exporter ({{ $labels.job }}) has accepted no Zoom event for "
             f"{config.no_events_for.text}: the event subscription may be disabled (Zoom does "
             "so after failed URL validations) or the secret token wrong.",
         ),
