@@ -180,7 +180,14 @@ def table(
     renames: dict[str, str] | None = None,
     **kw: Any,
 ) -> Panel:
-    """Instant queries merged into one table, showing ``columns`` in that order."""
+    """Instant queries merged into one table, showing ``columns`` in that order.
+
+    Grafana's ``merge`` joins the queries' rows on every label they share and keeps apart
+    rows whose shared labels differ, ``__name__`` included (``organize`` hides it only
+    afterwards): with several queries each is aggregated without ``stat`` (which also drops
+    the metric name), so that one entity is one row."""
+    if len(targets) > 1:
+        targets = [{**t, "expr": f"max without (stat) ({t['expr']})"} for t in targets]
     kw.setdefault("width", 24)
     kw.setdefault("options", {"showHeader": True, "cellHeight": "sm"})
     renames = renames or {}

@@ -392,3 +392,40 @@ def test_promtool_parses_every_query(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_merged_table_has_one_row_per_call_party_and_direction(tmp_path: Path) -> None:
+    """Grafana's merge joins the queries' rows on the labels they share: every query of the
+    phone "Ended calls" table must give one call party's direction the same labels (no metric
+    name, no ``stat``), or one party spreads over several rows."""
+    board = load(next(path for path in DASHBOARDS if path.name == "zoom-qss-phone.json"))
+    (panel,) = [p for p in panels(board) if p["title"] == "Ended calls"]
+    parties = [
+        f'call_id="c1", user_id="{user}", role="{role}", direction="{direction}"'
+        for user, role in (("u1", "caller"), ("u2", "callee"))
+        for direction in ("sending", "receiving")
+    ]
+    families = ["mos", "jitter_seconds", "network_delay_seconds", "packet_loss_ratio"]
+    input_series = [
+        {"series": f'zoom_phone_call_{family}{{{party}, stat="{stat}"}}', "values": "1x3"}
+        for family in families
+        for party in parties
+        for stat in ("min", "avg", "max")
+    ] + [
+        {"series": f"zoom_phone_call_packet_loss_peak_ratio{{{party}}}", "values": "1x3"}
+        for party in parties
+    ]
+    values = {"call": ".+", "role": ".+", "direction": ".+"}
+    tests = [
+        {
+            "expr": substitute(target["expr"], values),
+            "eval_time": "2m",
+            "exp_samples": [{"labels": f"{{{party}}}", "value": 1} for party in parties],
+        }
+        for target in panel["targets"]
+    ]
+    assert len(tests) == 6
+    unit_test = {
+        "tests": [{"interval": "1m", "input_series": input_series, "promql_expr_test": tests}]
+    }
+    promtool_test(tmp_path / "ended_calls.yaml", unit_test)
