@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from conftest import example
-from prometheus_harness import api, exporter, prometheus, query, wait_for
+from prometheus_harness import JOB, api, exporter, prometheus, query, wait_for
 from test_dashboards import DASHBOARDS, default_values, load, queries, substitute
 from test_rules import ALERT_FILE, RECORDING_FILE, recorded_names
 from zoom_qss_exporter.signature import sign_headers
@@ -53,6 +53,13 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         exporter(directory, TOKEN) as exporter_url,
         prometheus(directory, exporter_url, [ALERT_FILE, RECORDING_FILE]) as prometheus_url,
     ):
+        # Scraped once before any event: every counter then rises between two scrapes, so
+        # that the rates of the fleet histograms (and the shares recorded from them) are > 0.
+        wait_for(
+            "a first scrape",
+            lambda: query(prometheus_url, f'up{{job="{JOB}"}} == 1') or None,
+            timeout=30,
+        )
         manifest = _simulate(exporter_url, directory / "manifest.json")
         meeting = next(i for i in manifest["instances"] if i["product"] == "meeting")
         _post_the_rest(exporter_url, meeting["meeting_id"])
