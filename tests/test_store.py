@@ -149,6 +149,17 @@ def test_a_redelivery_never_revives_a_leaver_or_an_expired_series(live: LiveExpo
     assert latency(live, "p2") == 0.15
 
 
+def test_a_redelivery_after_the_summary_ttl_brings_back_no_info(live: LiveExporter) -> None:
+    event = qos_at("2021-07-13T21:44:51Z", participant="p1")
+    live.post(event)
+    live.post(summary_for("p1"))
+    live.clock.advance(3601)  # past the summary TTL: participation and info series gone
+    assert not series_of(live.metrics(), "zoom_participant_info")
+    live.clock.advance(20 * 60)
+    assert live.post(event).json() == {"status": "stale"}
+    assert not series_of(live.metrics(), "zoom_participant_info")
+
+
 def test_two_items_of_one_type_in_one_event_keep_the_newer(live_factory: LiveFactory) -> None:
     event = qos_at("2021-07-13T21:45:51Z", "200 ms")
     items = event["payload"]["object"]["participant"]["qos"]

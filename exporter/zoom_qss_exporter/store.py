@@ -203,7 +203,8 @@ class SeriesStore:
         result.written = len(conversion.samples) - stale - dropped
         result.stale, result.dropped = stale, dropped
         self.dropped_total += dropped
-        if conversion.info is not None:
+        # an event whose samples were all stale (a redelivery, a leaver's) brings back no info
+        if conversion.info is not None and (result.written or not conversion.samples):
             self._merge_info(conversion.info, now)
         return result
 
