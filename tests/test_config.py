@@ -20,7 +20,7 @@ from zoom_qss_exporter.remote_client import ParticipantInfo
 
 def test_defaults_follow_the_design() -> None:
     s = load_settings([], {"ZOOM_WEBHOOK_SECRET_TOKEN": "t"})
-    assert (s.host, s.port) == ("0.0.0.0", 9981)
+    assert (s.host, s.port) == ("", 9981)  # every interface
     assert (s.telemetry_path, s.webhook_path) == ("/metrics", "/webhook")
     assert (s.ttl, s.summary_ttl, s.max_series) == (300, 3600, 1_000_000)
     assert s.per_participant is True

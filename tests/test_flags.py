@@ -11,13 +11,25 @@ from zoom_qss_exporter.flags import count, env_name, parse_bool, parse_duration,
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("300", 300), ("5m", 300), ("1h30m", 5400), ("500ms", 0.5), ("2d", 172800), (" 90s ", 90)],
+    [
+        ("300", 300),
+        ("2.5", 2.5),
+        ("5m", 300),
+        ("1h30m", 5400),
+        ("1m30s500ms", 90.5),
+        ("500ms", 0.5),
+        ("2d", 172800),
+        (" 90s ", 90),
+    ],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "5 m", "m5", "5m3", "-5s", "-1", "1y", "5m5x"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "5 m", "m5", "5m3", "-5s", "-1", "1y", "5m5x", "nan", "inf", "1e3", "30m1h", "5m5m"],
+)
 def test_bad_durations_say_how_to_write_one(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="duration"):
         parse_duration(text)

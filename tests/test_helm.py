@@ -382,7 +382,7 @@ def test_all_features_settings_reach_the_exporter(rendered: dict[str, list[Manif
     metrics_user = {"zoom-qss-metrics/username": "prometheus"}
     settings = load_settings([], resolved_env(rendered["all-features"], metrics_user))
     assert settings.secret_tokens == ("ci-token-one", "ci-token-two")
-    assert settings.internal_listen == ("0.0.0.0", 9101)
+    assert settings.internal_listen == ("", 9101)
     assert (settings.read_timeout, settings.unauthenticated_rate_limit) == (5, 2.5)
     assert settings.metrics_auth == MetricsAuth(
         username="prometheus",
@@ -390,7 +390,7 @@ def test_all_features_settings_reach_the_exporter(rendered: dict[str, list[Manif
         password_file="/etc/zoom-qss-exporter/metrics-auth/password",
     )
     assert settings.log_format == "json"
-    assert (settings.host, settings.port) == ("0.0.0.0", 9100)
+    assert (settings.host, settings.port) == ("", 9100)
     assert (settings.telemetry_path, settings.webhook_path) == ("/internal/metrics", "/zoom/events")
     assert settings.max_request_bytes == 2097152
     assert settings.metrics_cache == 0.5

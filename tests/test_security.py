@@ -366,3 +366,15 @@ def test_an_internal_listener_that_does_not_resolve_is_a_clear_error() -> None:
     settings = Settings(internal_listen=("no-such-host.invalid", 9982), secret_tokens=(TOKEN,))
     with pytest.raises(OSError, match=r"cannot resolve 'no-such-host\.invalid'"):
         create_app(Exporter(settings))
+
+
+def test_every_interface_is_ipv6_and_ipv4() -> None:
+    """``:port`` (host ""): one socket taking IPv4 and, where the host has it, IPv6."""
+    with bind("", 0) as sock:
+        sock.listen()
+        port = sock.getsockname()[1]
+        addresses = ["127.0.0.1"] + (["::1"] if sock.family == socket.AF_INET6 else [])
+        for address in addresses:
+            with socket.create_connection((address, port), timeout=5):
+                accepted, _ = sock.accept()
+                accepted.close()

@@ -29,7 +29,7 @@ TOKEN_ENV = "ZOOM_WEBHOOK_SECRET_TOKEN"
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    host: str = "0.0.0.0"
+    host: str = ""  # every interface, IPv6 and IPv4 (web.bind)
     port: int = 9981
     telemetry_path: str = "/metrics"
     webhook_path: str = "/webhook"
@@ -56,12 +56,11 @@ class Settings:
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
-    """``host:port``, ``:port`` (all interfaces) or ``[v6]:port``."""
+    """``host:port``, ``:port`` (every interface: host ``""``) or ``[v6]:port``."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"invalid listen address {text!r} (use host:port)")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
+    return host.strip("[]"), int(port)
 
 
 def _path(text: str) -> str:

@@ -11,6 +11,8 @@ from typing import Any
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_ORDER = ("d", "h", "m", "s", "ms")  # each unit at most once, largest first (1h30m)
+_SECONDS = re.compile(r"\d+(?:\.\d+)?")  # plain seconds: no sign, exponent, nan or inf
 
 
 class ConfigError(Exception):
@@ -18,23 +20,20 @@ class ConfigError(Exception):
 
 
 def parse_duration(text: str) -> float:
-    """Prometheus-style durations: ``300s``, ``5m``, ``1h30m``, or plain seconds."""
+    """Prometheus-style durations: ``300s``, ``5m``, ``1h30m`` (units largest first, each
+    once), or plain seconds (``300``)."""
     text = text.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        pos, seconds = 0, 0.0
-        for match in _DURATION.finditer(text):
-            if match.start() != pos:
-                break
-            seconds += float(match.group(1)) * _UNITS[match.group(2)]
-            pos = match.end()
-        if pos != len(text) or pos == 0:
-            raise argparse.ArgumentTypeError(
-                f"invalid duration {text!r} (use e.g. 30s, 5m, 1h30m)"
-            ) from None
-    if seconds < 0:
-        raise argparse.ArgumentTypeError(f"duration {text!r} must not be negative")
+    if _SECONDS.fullmatch(text):
+        return float(text)
+    pos, seconds, last = 0, 0.0, -1
+    for match in _DURATION.finditer(text):
+        order = _ORDER.index(match.group(2))
+        if match.start() != pos or order <= last:
+            break
+        seconds += float(match.group(1)) * _UNITS[match.group(2)]
+        pos, last = match.end(), order
+    if pos != len(text) or pos == 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (use e.g. 30s, 5m, 1h30m)")
     return seconds
 
 

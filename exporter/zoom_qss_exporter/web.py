@@ -64,6 +64,8 @@ def _address_info(host: str, port: int) -> tuple[int, int, int, tuple[Any, ...]]
 def numeric_address(host: str, port: int) -> tuple[str, int]:
     """``host:port`` as a connection's local address shows it: a name such as ``localhost``
     resolved, an IPv6 address in its canonical form. Raises ``OSError`` if it cannot be."""
+    if not host:  # every interface
+        return host, port
     try:
         address = _address_info(host, port)[3]
     except socket.gaierror as error:
@@ -119,11 +121,25 @@ class FastRoute:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening socket for ``host:port`` (IPv4 or IPv6), as uvicorn would bind it."""
-    family, kind, proto, address = _address_info(host, port)
+    """A listening socket for ``host:port`` (IPv4 or IPv6), as uvicorn would bind it; host
+    ``""`` is every interface: IPv6 and IPv4 on one socket, or IPv4 alone on a host without
+    IPv6."""
+    if not host:
+        try:
+            return _bind_socket(socket.AF_INET6, socket.SOCK_STREAM, 0, ("::", port), dual=True)
+        except OSError:
+            host = "0.0.0.0"
+    return _bind_socket(*_address_info(host, port))
+
+
+def _bind_socket(
+    family: int, kind: int, proto: int, address: tuple[Any, ...], dual: bool = False
+) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
+        if dual:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind(address)
     except OSError:
         sock.close()
