@@ -85,29 +85,87 @@ def test_a_cut_line_is_skipped_and_reported(tmp_path: Path) -> None:
     assert [p.split(":")[1] for p in problems] == ["2", "3", "4"]
 
 
-def test_a_failed_write_is_counted_and_the_next_event_gets_a_new_file(
+class _FullDisk:
+    """An archive file on a full disk."""
+
+    def __init__(self, name: Path) -> None:
+        self.name = str(name)
+
+    def write(self, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    def close(self) -> None:
+        pass
+
+
+def fill_disk(archive: Archive) -> None:
+    """From now on, every file ``archive`` opens (or has open) is on a full disk."""
+
+    def full(path: Path) -> None:
+        archive._path, archive._file = path, _FullDisk(path)  # type: ignore[assignment]
+
+    archive.close()
+    full(archive.path)
+    archive._open = full  # type: ignore[method-assign]
+
+
+def test_a_failed_write_is_counted_and_the_next_event_goes_to_the_same_file(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     archive = Archive(ArchiveOptions(str(tmp_path)), iter([NOW, NOW + 1]).__next__)
-
-    class Full:
-        name = str(tmp_path / "full.jsonl")
-
-        def write(self, data: bytes) -> int:
-            raise OSError(28, "No space left on device")
-
-        def close(self) -> None:
-            pass
-
-    archive.close()
-    archive._file = Full()  # type: ignore[assignment]
-    assert not archive.append(b"{}", {}, NOW, "")
+    assert archive.append(b"{}", {}, NOW, "a")
+    opened = archive._open
+    fill_disk(archive)
+    assert not archive.append(b"{}", {}, NOW, "lost")
+    archive._open = opened  # type: ignore[method-assign]  # room again
     assert archive.errors_total == 1 and "No space left on device" in caplog.text
-    assert archive.append(b"{}", {}, NOW, "")
+    assert archive.append(b"{}", {}, NOW, "b")
     archive.close()
-    assert archive.events_total == 1
-    assert files(tmp_path)[-1].name.startswith("events-20231114T221321"), "a new file"
-    assert files(tmp_path)[-1].read_bytes().count(b"\n") == 1
+    assert archive.events_total == 2
+    assert [e.request_id for e in read_archive(files(tmp_path))] == ["a", "b"]
+    assert len(files(tmp_path)) == 1, "no new, empty file"
+
+
+def test_failed_writes_in_a_row_delete_nothing(tmp_path: Path) -> None:
+    clock = iter(NOW + n for n in range(100))
+    options = ArchiveOptions(str(tmp_path), max_bytes=200, max_files=3)
+    archive = Archive(options, lambda: next(clock))
+    for n in range(6):
+        assert archive.append(b'{"event":"' + b"x" * 80 + b'"}', {}, NOW, f"r{n}")
+    kept = [e.request_id for e in read_archive(files(tmp_path))]
+    fill_disk(archive)
+    for _ in range(5):  # rotating on the way
+        assert not archive.append(b'{"event":"' + b"x" * 80 + b'"}', {}, NOW, "lost")
+    assert [e.request_id for e in read_archive(files(tmp_path))] == kept
+
+
+def test_the_file_being_written_stays_when_the_clock_steps_back(tmp_path: Path) -> None:
+    now = [NOW]
+    archive = Archive(ArchiveOptions(str(tmp_path), max_bytes=200, max_files=2), lambda: now[0])
+    body = b'{"event":"' + b"x" * 80 + b'"}'
+    for n in range(6):
+        now[0] += 10
+        assert archive.append(body, {}, now[0], f"r{n}")
+    now[0] -= 3600  # the clock is stepped back an hour
+    for n in range(6, 12):
+        now[0] += 1
+        assert archive.append(body, {}, now[0], f"r{n}")
+    assert archive.path.exists()
+    archive.close()
+    assert len(files(tmp_path)) == 2
+    assert [e.request_id for e in read_archive([archive.path])][-1] == "r11"
+
+
+def test_max_files_holds_across_restarts_and_leaves_other_hosts_alone(tmp_path: Path) -> None:
+    neighbour = tmp_path / "events-20000101T000000.000000Z-b-a.jsonl"  # host "b-a"
+    neighbour.write_text("")
+    for n in range(6):  # a crash-looping process: a new file at each start
+        options = ArchiveOptions(str(tmp_path), max_files=2)
+        archive = Archive(options, iter([NOW + n]).__next__, host="a")
+        assert archive.append(b"{}", {}, NOW + n, f"start{n}")
+        archive.close()
+    mine = [p for p in files(tmp_path) if p != neighbour]
+    assert len(mine) == 2 and neighbour.exists()
 
 
 def test_an_unusable_directory_fails_at_start(tmp_path: Path) -> None:

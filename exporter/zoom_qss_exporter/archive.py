@@ -10,8 +10,10 @@ One line per event, written before the webhook is answered::
 
 Each line is one unbuffered ``write`` on a file opened for appending, so it survives a crash
 of the process (not of the machine: there is no fsync per event). Files rotate at
-``max_bytes`` and the oldest of this host's files go past ``max_files``; names sort by time
-and carry the host name, so replicas can share a volume.
+``max_bytes`` and the oldest of this host's files go past ``max_files`` once a new file (after
+a rotation, or at start) holds its first event, and never the file being written; names sort
+by time and carry the host name, so replicas can share a volume. After a failed write the next
+event goes to the same file again: a full disk neither adds empty files nor costs old ones.
 """
 
 from __future__ import annotations
@@ -56,20 +58,23 @@ class Archive(Collector):
         self.clock = clock
         self.directory = Path(options.directory)
         self.host = re.sub(r"[^A-Za-z0-9_.-]", "_", host or socket.gethostname()) or "host"
+        self._name = re.compile(rf"events-\d{{8}}T\d{{6}}\.\d{{6}}Z-{re.escape(self.host)}\.jsonl")
         self._file: BinaryIO | None = None
+        self._path = Path()
         self._size = 0
+        self._unpruned = True  # pruning waits for the new file's first event
         self.events_total = 0
         self.errors_total = 0
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._open()
+            self._open(self._new_path())
         except OSError as error:
             raise ArchiveError(f"cannot write to {self.directory}: {error.strerror}") from None
 
     @property
-    def path(self) -> Path | None:
-        """The file being written."""
-        return Path(self._file.name) if self._file is not None else None
+    def path(self) -> Path:
+        """The file being written (again, after a failed write)."""
+        return self._path
 
     def append(
         self, body: bytes, document: dict[str, Any], received: float, request_id: str
@@ -77,27 +82,33 @@ class Archive(Collector):
         """Append one event; False (logged and counted) when it could not be written."""
         line = _line(body, document, received, request_id)
         try:
-            if self._file is None or (
-                self._size and self._size + len(line) > self.options.max_bytes
-            ):
+            if self._file is None:  # a write failed: the same file again, no new empty one
+                self._open(self._path)
+            elif self._size and self._size + len(line) > self.options.max_bytes:
                 self._rotate()
             assert self._file is not None
             self._file.write(line)
         except OSError as error:
             self.errors_total += 1
-            log.error("archive: cannot append to %s: %s", self.path, error.strerror)
-            self._close()  # reopened (as a new file) by the next event
+            log.error("archive: cannot append to %s: %s", self._path, error.strerror)
+            self._close()  # reopened by the next event
             return False
         self._size += len(line)
         self.events_total += 1
+        if self._unpruned:  # at start too: a restarting process opens a new file each time
+            self._unpruned = False
+            self._prune()
         return True
 
     def close(self) -> None:
         self._close()
 
-    def _open(self) -> None:
+    def _new_path(self) -> Path:
         stamp = datetime.fromtimestamp(self.clock(), UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        path = self.directory / f"events-{stamp}-{self.host}.jsonl"
+        return self.directory / f"events-{stamp}-{self.host}.jsonl"
+
+    def _open(self, path: Path) -> None:
+        self._path = path
         self._file = path.open("ab", buffering=0)
         self._size = self._file.tell()
 
@@ -109,12 +120,27 @@ class Archive(Collector):
 
     def _rotate(self) -> None:
         self._close()
-        self._open()
-        if self.options.max_files:
-            mine = sorted(self.directory.glob(f"events-*-{self.host}.jsonl"))
-            for old in mine[: -self.options.max_files]:
+        self._open(self._new_path())
+        self._unpruned = True
+
+    def _prune(self) -> None:
+        """Keep this host's newest ``max_files`` files, the one being written always among
+        them (after the clock stepped back, its name may sort first). Only names this host
+        makes count: host ``a`` leaves ``b-a``'s files alone."""
+        if not self.options.max_files:
+            return
+        others = sorted(
+            path
+            for path in self.directory.glob(f"events-*-{self.host}.jsonl")
+            if self._name.fullmatch(path.name) and path != self._path
+        )
+        for old in others[: max(0, len(others) - (self.options.max_files - 1))]:
+            try:
                 old.unlink(missing_ok=True)
-                log.info("archive: removed %s (--archive.max-files)", old.name)
+            except OSError as error:
+                log.error("archive: cannot remove %s: %s", old.name, error.strerror)
+                continue
+            log.info("archive: removed %s (--archive.max-files)", old.name)
 
     def collect(self) -> Iterator[Metric]:
         yield CounterMetricFamily(
