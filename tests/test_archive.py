@@ -76,6 +76,22 @@ def test_rotation_and_retention_of_this_hosts_files(tmp_path: Path) -> None:
     assert [e.request_id for e in read_archive(mine)] == ["r7", "r8", "r9"]
 
 
+def test_the_archived_body_is_read_back_byte_for_byte(tmp_path: Path) -> None:
+    """What replay --target sends: not a re-serialisation (1e400 would become Infinity,
+    which is not JSON)."""
+    archive = Archive(ArchiveOptions(str(tmp_path)), lambda: NOW)
+    body = b'{"event": "meeting.participant_qos",  "extra": 1e400, "text": "\\u00e9"}'
+    assert archive.append(body, json.loads(body), NOW, 'a "quoted", "event": id')
+    archive.close()
+    (archived,) = read_archive(files(tmp_path))
+    assert archived.body == body
+    assert archived.request_id == 'a "quoted", "event": id'
+    odd = tmp_path / "hand-written.jsonl"  # event not last: re-serialised
+    odd.write_text('{"event": {"event": "x"}, "received_at": 1, "request_id": "b"}\n')
+    (written,) = read_archive([odd])
+    assert written.body == b'{"event":"x"}'
+
+
 def test_a_cut_line_is_skipped_and_reported(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     good = '{"received_at": 1, "request_id": "a", "event": {"event": "x"}}\n'

@@ -168,6 +168,10 @@ class ArchivedEvent(NamedTuple):
     received_at: float
     request_id: str
     event: dict[str, Any]
+    body: bytes  # the event as archived: what Zoom sent, when it was one line of JSON
+
+
+_EVENT_KEY = b', "event": '  # cannot occur earlier in a line: quotes in request_id are escaped
 
 
 def read_archive(paths: Iterable[Path], errors: list[str] | None = None) -> Iterator[ArchivedEvent]:
@@ -189,4 +193,16 @@ def read_archive(paths: Iterable[Path], errors: list[str] | None = None) -> Iter
                     if errors is not None:
                         errors.append(f"{path}:{number}: {error}")
                     continue
-                yield ArchivedEvent(received, request_id, event)
+                yield ArchivedEvent(received, request_id, event, _body(line, event))
+
+
+def _body(line: bytes, event: dict[str, Any]) -> bytes:
+    """The event's bytes as the archive holds them (written last on the line by ``_line``);
+    re-serialised for a line written otherwise."""
+    start = line.find(_EVENT_KEY)
+    if start >= 0:
+        body = line[start + len(_EVENT_KEY) :].rstrip()[:-1]
+        with contextlib.suppress(ValueError):
+            if json.loads(body) == event:
+                return body
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
