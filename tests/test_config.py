@@ -31,7 +31,7 @@ def test_defaults_follow_the_design() -> None:
 
 def test_tokens_rotate_from_env_and_file(tmp_path: Path) -> None:
     token_file = tmp_path / "tokens"
-    token_file.write_text("from-file\n")
+    token_file.write_text("\ufefffrom-file\n", encoding="utf-8")  # saved by Notepad: a BOM
     s = load_settings(
         ["--zoom.secret-token-file", str(token_file)],
         {"ZOOM_WEBHOOK_SECRET_TOKEN": "old, new"},
@@ -81,6 +81,27 @@ def test_every_flag_has_an_environment_variable() -> None:
 def test_bad_environment_value_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="ZOOM_QSS_STORE_TTL"):
         load_settings([], {"ZOOM_WEBHOOK_SECRET_TOKEN": "t", "ZOOM_QSS_STORE_TTL": "soon"})
+
+
+def test_a_bad_serve_variable_stops_serve_only() -> None:
+    env = {**_cli_env(), "ZOOM_QSS_STORE_TTL": "soon"}
+    for argv, code in ((["--version"], 0), (["simulate", "--help"], 0), (["replay", "--help"], 0)):
+        result = subprocess.run(
+            [sys.executable, "-m", "zoom_qss_exporter.cli", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == code, (argv, result.stderr)
+    serve = subprocess.run(
+        [sys.executable, "-m", "zoom_qss_exporter.cli", "serve", "--help"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert serve.returncode == 2 and "ZOOM_QSS_STORE_TTL" in serve.stderr
 
 
 def test_participant_info_mode_of_remote_write() -> None:

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from . import __version__
 from .config import add_serve_arguments, settings_from_args
@@ -15,7 +15,13 @@ from .flags import ConfigError
 COMMANDS = ("serve", "simulate", "replay")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str = "serve") -> argparse.ArgumentParser:
+    """The environment gives defaults to ``command``'s flags only: a bad variable of one
+    command (``ZOOM_QSS_STORE_TTL=bogus``) stops that command, not ``--version`` or another."""
+
+    def environ(name: str) -> Mapping[str, str]:
+        return os.environ if name == command else {}
+
     parser = argparse.ArgumentParser(
         prog="zoom-qss-exporter",
         description="Prometheus exporter for Zoom QSS (Quality of Service Subscription) webhooks.",
@@ -24,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
     serve = commands.add_parser("serve", help="receive webhooks and serve metrics (default)")
     try:
-        add_serve_arguments(serve, os.environ)
+        add_serve_arguments(serve, environ("serve"))
     except ConfigError as error:
         parser.error(str(error))
     simulate_parser = commands.add_parser(
@@ -39,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import replay
 
     try:
-        replay.add_arguments(replay_parser, os.environ)
+        replay.add_arguments(replay_parser, environ("replay"))
     except ConfigError as error:
         parser.error(str(error))
     return parser
@@ -51,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_list[0] not in COMMANDS and args_list[0] not in ("-h", "--help", "--version")
     ):
         args_list.insert(0, "serve")
-    parser = build_parser()
+    parser = build_parser(args_list[0])
     args = parser.parse_args(args_list)
     if args.command == "simulate":
         from .simulate import run

@@ -190,7 +190,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     token_file = getattr(args, "zoom.secret_token_file")
     if token_file:
         try:
-            tokens += _tokens(Path(token_file).read_text(encoding="utf-8"))
+            tokens += _tokens(Path(token_file).read_text(encoding="utf-8-sig"))  # BOM or not
         except OSError as error:
             raise ConfigError(f"cannot read --zoom.secret-token-file: {error}") from None
     skip = getattr(args, "zoom.skip_signature_verification")

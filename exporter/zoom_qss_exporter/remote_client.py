@@ -97,7 +97,7 @@ class _Credentials(httpx.Auth):
 
 def _read(path: str) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8").strip()
+        return Path(path).read_text(encoding="utf-8-sig").strip()  # with a BOM or without
     except OSError as error:
         raise RemoteWriteError(f"cannot read {path}: {error.strerror}") from None
     except UnicodeDecodeError:

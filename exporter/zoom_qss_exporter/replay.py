@@ -92,7 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
         "--drain-timeout",
         type=parse_duration,
         default=300.0,
-        help="how long to keep sending once every event is queued (default 5m)",
+        help="to remote write: how long to keep sending once every event is queued; with "
+        "--target: how long to keep retrying one event the exporter answers 5xx (default 5m)",
     )
     add_remote_write_arguments(parser, environ)
     env_flag(  # the same labels as the exporter that received the events
