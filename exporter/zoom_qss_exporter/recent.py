@@ -160,10 +160,11 @@ class RecentMap:
             if back >= MARKS or marks >> back & 1:
                 return False
             marks |= 1 << back
-        if slot < 0:
+        if slot < 0:  # a new key: the free slot found above, unless the table grows
             if 3 * (table.size + 1) > 2 * (table.mask + 1):
                 table = self._current = table.grown()
-            slot = -1 - table.find(key)
+                slot = table.find(key)
+            slot = -1 - slot
             table.keys[slot] = key
             table.size += 1
         table.values[slot] = newest
