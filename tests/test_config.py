@@ -149,6 +149,7 @@ def test_console_script_serves(tmp_path: Path) -> None:
             "serve",
             "--web.listen-address",
             f"127.0.0.1:{port}",
+            "--web.unauthenticated-rate-limit=1",
         ],
         env=_cli_env(ZOOM_WEBHOOK_SECRET_TOKEN="t"),
         stdout=subprocess.DEVNULL,
@@ -167,6 +168,18 @@ def test_console_script_serves(tmp_path: Path) -> None:
         assert response.status_code == 200
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
         assert "zoom_qss_exporter_build_info" in metrics.text
+        # X-Forwarded-For is not trusted unless FORWARDED_ALLOW_IPS says from whom: a client
+        # cannot pick a new rate-limit key per forged request (burst: 2)
+        statuses = [
+            httpx.post(
+                f"http://127.0.0.1:{port}/webhook",
+                content=b"{}",
+                headers={"x-forwarded-for": f"10.0.0.{n}", "content-type": "application/json"},
+                timeout=5,
+            ).status_code
+            for n in range(30)
+        ]
+        assert statuses.count(429) >= 20, statuses
     finally:
         process.terminate()
         assert process.wait(timeout=15) in (0, -15)  # uvicorn re-raises SIGTERM when done

@@ -141,6 +141,9 @@ def test_metrics_basic_auth(live_factory: LiveFactory) -> None:
         "",
     ):
         assert live.client.get(url, headers={"authorization": header}).status_code == 401, header
+    # bytes that are not ASCII (Starlette reads them as latin-1): 401, not a 500
+    raw = live.client.get(url, headers={b"authorization": b"Basic \xe9\xe9\xe9\xe9"})
+    assert raw.status_code == 401
     assert live.client.get(url, headers={"authorization": _basic("prometheus", "pa:ss")}).is_success
 
 
@@ -183,6 +186,16 @@ def test_rate_limiter_refills_and_stays_bounded() -> None:
     for n in range(1000):  # a sprayed range of addresses never grows the table unbounded
         limiter.charge(f"10.0.{n // 256}.{n % 256}", float(n))
     assert len(limiter) <= 100
+
+
+def test_a_late_charge_does_not_turn_the_limiters_clock_back() -> None:
+    """Slow requests charged with the time they started would refill the bucket twice."""
+    limiter = RateLimiter(rate=1.0, burst=2.0)
+    limiter.charge("a", 10.0)
+    limiter.charge("a", 10.0)
+    assert limiter.exhausted("a", 10.0)
+    limiter.charge("a", 5.0)  # dated before the last charge
+    assert limiter.exhausted("a", 10.5), "no refill granted for 5..10 again"
 
 
 def _events(live: LiveExporter, outcome: str) -> float:
@@ -250,6 +263,28 @@ def test_logfmt_escapes_what_a_client_chose() -> None:
 def test_json_log_line_is_one_object() -> None:
     line = JsonFormatter().format(_record(event="other", request_id="r\n1"))
     assert json.loads(line)["request_id"] == "r\n1" and "\n" not in line
+
+
+def test_unicode_line_breaks_are_escaped_too() -> None:
+    chosen = "a\x85level=error msg=forged\u2028b\u2029c"
+    for formatter in (LogfmtFormatter(), JsonFormatter()):
+        line = formatter.format(_record(event="other", request_id=chosen))
+        assert len(line.splitlines()) == 1, line
+    assert json.loads(JsonFormatter().format(_record(request_id=chosen)))["request_id"] == chosen
+
+
+def test_url_validation_is_signed_even_with_verification_off(live_factory: LiveFactory) -> None:
+    """Its answer is an HMAC of the caller's text under the secret token: unsigned, it would
+    sign any forged delivery for an exporter that does verify."""
+    live = live_factory(skip_signature_verification=True)
+    forged = {"event": "endpoint.url_validation", "payload": {"plainToken": "v0:1:{}"}}
+    body = json.dumps(forged).encode()
+    unsigned = live.client.post(
+        live.url + "/webhook", content=body, headers={"content-type": "application/json"}
+    )
+    assert unsigned.status_code == 401 and "encryptedToken" not in unsigned.text
+    signed = live.post(forged)
+    assert signed.status_code == 200 and signed.json()["encryptedToken"]
 
 
 def test_json_logs_carry_event_outcome_and_request_id_and_no_secret(tmp_path: Path) -> None:

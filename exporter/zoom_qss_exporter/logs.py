@@ -38,9 +38,14 @@ def _fields(record: logging.LogRecord, formatter: logging.Formatter) -> dict[str
     return fields
 
 
+# Line breaks to readers that split on Unicode's, which json.dumps leaves as they are
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(_fields(record, self), default=str, ensure_ascii=False)
+        line = json.dumps(_fields(record, self), default=str, ensure_ascii=False)
+        return line.translate(_LINE_BREAKS)
 
 
 class LogfmtFormatter(logging.Formatter):
@@ -52,7 +57,8 @@ def _logfmt(value: object) -> str:
     text = value if isinstance(value, str) else str(value)
     if text and all(c.isprintable() and c not in ' ="\\' for c in text):
         return text
-    return json.dumps(text, ensure_ascii=False)  # quotes, backslashes, newlines escaped
+    # quotes, backslashes and every line break escaped
+    return json.dumps(text, ensure_ascii=False).translate(_LINE_BREAKS)
 
 
 def configure(level: str, fmt: str) -> None:

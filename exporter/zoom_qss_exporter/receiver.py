@@ -132,7 +132,7 @@ class WebhookReceiver:
     ) -> tuple[str, Answer]:
         now = self.clock()
         client = scope.get("client")
-        address = client[0] if client else ""
+        address = client[0][:64] if client else ""  # a proxy's X-Forwarded-For may be any text
         limited = self._limited(address, headers, now)
         body = await self._read_body(receive, headers)
         token = self._verify(headers, body, now, address, limited)
@@ -148,6 +148,10 @@ class WebhookReceiver:
         name = document.get("event")
         label = event_label(name)
         if name == URL_VALIDATION:
+            if token is None and self.options.secret_tokens:
+                # even with verification off: the answer is an HMAC of the caller's text under
+                # the secret token, which would sign any forged delivery
+                token = self._verify(headers, body, now, address, limited, always=True)
             answer = self._url_validation(document, token)
             log.info(
                 "answered endpoint.url_validation",
@@ -245,11 +249,18 @@ class WebhookReceiver:
         return True
 
     def _verify(
-        self, headers: dict[str, str], body: bytes, now: float, client: str, limited: bool
+        self,
+        headers: dict[str, str],
+        body: bytes,
+        now: float,
+        client: str,
+        limited: bool,
+        always: bool = False,
     ) -> str | None:
-        """The token that signed the request; ``None`` when verification is switched off.
-        A valid signature is honoured even over the rate limit: the limit counts failures."""
-        if self.options.skip_signature_verification:
+        """The token that signed the request; ``None`` when verification is switched off
+        (unless ``always``). A valid signature is honoured even over the rate limit: the
+        limit counts failures."""
+        if self.options.skip_signature_verification and not always:
             return None
         try:
             return verify_signature(
@@ -263,8 +274,8 @@ class WebhookReceiver:
         except SignatureError as error:
             if limited:
                 raise _rate_limited() from None
-            if self.limiter is not None:
-                self.limiter.charge(client, now)
+            if self.limiter is not None:  # at the time of the failure: never back in time
+                self.limiter.charge(client, self.clock())
             raise Refusal(401, str(error), UNVERIFIED, Outcome.INVALID_SIGNATURE) from None
 
     def _url_validation(self, document: dict[str, object], token: str | None) -> Answer:
@@ -278,14 +289,12 @@ class WebhookReceiver:
                 Outcome.INVALID_PAYLOAD,
             )
         if token is None:
-            if not self.options.secret_tokens:
-                raise Refusal(
-                    422,
-                    "cannot answer endpoint.url_validation: no secret token configured",
-                    URL_VALIDATION,
-                    Outcome.INVALID_PAYLOAD,
-                )
-            token = self.options.secret_tokens[0]
+            raise Refusal(
+                422,
+                "cannot answer endpoint.url_validation: no secret token configured",
+                URL_VALIDATION,
+                Outcome.INVALID_PAYLOAD,
+            )
         self.health.count_event(URL_VALIDATION, Outcome.ACCEPTED)
         return Answer(
             200,

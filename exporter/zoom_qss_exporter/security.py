@@ -9,7 +9,6 @@ and, when its signature holds, handled as usual.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,9 +41,12 @@ class RateLimiter:
     def charge(self, client: str, now: float) -> None:
         """Record one failure of ``client``."""
         tokens = max(0.0, self._tokens(client, now) - 1.0)
-        if client not in self._buckets and len(self._buckets) >= self.max_clients:
+        bucket = self._buckets.get(client)
+        if bucket is None and len(self._buckets) >= self.max_clients:
             self._prune(now)
-        self._buckets[client] = (tokens, now)
+        # a charge dated before the bucket's last one must not move its clock back: the
+        # refill since then would be granted twice
+        self._buckets[client] = (tokens, now if bucket is None else max(now, bucket[1]))
 
     def _prune(self, now: float) -> None:
         full = [c for c in self._buckets if self._tokens(c, now) >= self.burst]
@@ -96,7 +98,7 @@ class MetricsAuth:
         if scheme == "basic" and self.username:
             try:
                 decoded = base64.b64decode(credentials, validate=True).decode("utf-8")
-            except (binascii.Error, UnicodeDecodeError):
+            except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8
                 return False
             user, sep, password = decoded.partition(":")
             # both compared, always, so the time taken does not tell which one was wrong

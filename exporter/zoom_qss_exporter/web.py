@@ -9,6 +9,7 @@ listener is a 404 there, whatever the Host header says.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
@@ -169,5 +170,8 @@ def serve(app: ASGIApp, settings: Settings) -> None:
         # longer than the usual 60 s idle timeout of clients and proxies, so that they close an
         # idle connection first and never reuse one the server is closing (a lost delivery)
         timeout_keep_alive=75,
+        # X-Forwarded-For names the client (for the rate limit) only where the operator says
+        # which proxies may set it; uvicorn would otherwise trust any local process
+        proxy_headers="FORWARDED_ALLOW_IPS" in os.environ,
     )
     uvicorn.Server(config).run(sockets=sockets)
