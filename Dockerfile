@@ -12,10 +12,10 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY exporter/ exporter/
-# The exporter's wheel and the wheels of everything it depends on.
-RUN pip wheel --wheel-dir /wheels .
+# The exporter's wheel and the wheels of everything it depends on, at the versions CI tested.
+RUN pip wheel --wheel-dir /wheels --constraint constraints.txt .
 
 FROM ${PYTHON_IMAGE}
 ARG PYTHON_IMAGE

@@ -171,6 +171,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
         "plain",
         "user_name label of zoom_participant_info: plain, hash (salted SHA-256) or off.",
         choices=list(UserNameMode),
+        metavar="{plain,hash,off}",  # not the members' reprs
     )
     flag("--privacy.hash-salt", str, "", "Salt for --privacy.user-name=hash.")
     flag(

@@ -104,6 +104,7 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
         "plain",
         "user_name label of zoom_participant_info: plain, hash or off.",
         choices=list(UserNameMode),
+        metavar="{plain,hash,off}",  # not the members' reprs
     )
     env_flag(parser, environ, "--privacy.hash-salt", str, "", "Salt for --privacy.user-name=hash.")
 
