@@ -19,7 +19,7 @@ from zoom_qss_exporter.exposition import render_store
 from zoom_qss_exporter.families import PARTICIPANT_INFO
 from zoom_qss_exporter.remote_client import ParticipantInfo
 from zoom_qss_exporter.remote_queue import Chunk
-from zoom_qss_exporter.remote_sink import RemoteWriteSink
+from zoom_qss_exporter.remote_sink import LATE_AFTER, RemoteWriteSink
 from zoom_qss_exporter.remote_write import decode, encode
 from zoom_qss_exporter.store import SeriesStore, StoreLimits
 
@@ -50,10 +50,18 @@ EVENT, MERGED = ParticipantInfo.EVENT, ParticipantInfo.MERGED
 
 
 def sink(
-    queue: FakeQueue, max_owners: int = 1000, mode: ParticipantInfo = MERGED
+    queue: FakeQueue,
+    max_owners: int = 1000,
+    mode: ParticipantInfo = MERGED,
+    late_after: float = LATE_AFTER,
 ) -> RemoteWriteSink:
     return RemoteWriteSink(
-        queue, 5400.0, info_ttl=3600.0, max_owners=max_owners, participant_info=mode
+        queue,
+        5400.0,
+        info_ttl=3600.0,
+        max_owners=max_owners,
+        participant_info=mode,
+        late_after=late_after,
     )
 
 
@@ -180,6 +188,19 @@ def test_items_of_one_stream_in_one_event_newest_first_the_older_goes_alone() ->
     assert [chunk.alone for chunk in queue.take()] == [True]
 
 
+def test_an_item_older_than_late_after_goes_alone_even_on_a_new_stream() -> None:
+    """Zoom's retry an hour on, of a participant this replica never saw: Prometheus would
+    refuse it as out of bounds, and a whole request with it."""
+    queue = FakeQueue()
+    rw = sink(queue)
+    when = 1700000000.0  # 22:13:20: the items below are 22:13:00, 20 s earlier
+    assert rw.offer(conversion(qos_event("2023-11-14T22:13:00Z")), when + LATE_AFTER - 60)
+    assert not any(chunk.alone for chunk in queue.take())
+    other = qos_event("2023-11-14T22:13:00Z", user_id="someone-else")
+    assert rw.offer(conversion(other), when + LATE_AFTER + 60)
+    assert [chunk.alone for chunk in queue.take()] == [True, True]  # one per item
+
+
 @pytest.mark.parametrize("mode", list(ParticipantInfo))
 def test_a_refused_event_leaves_no_trace(mode: ParticipantInfo) -> None:
     queue = FakeQueue()
@@ -249,7 +270,7 @@ def test_past_the_owner_cap_info_goes_unmerged(mode: ParticipantInfo) -> None:
 
 def test_expiry_forgets_streams_and_metadata() -> None:
     queue = FakeQueue()
-    rw = sink(queue)
+    rw = sink(queue, late_after=math.inf)  # the events are hours old here
     assert rw.offer(conversion(qos_event("2023-11-14T22:13:00Z")), NOW)
     queue.take()
     for step in range(3):  # two generations of the 90-minute ledger, and past the info TTL

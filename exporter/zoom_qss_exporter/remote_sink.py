@@ -59,6 +59,9 @@ from .remote_queue import Chunk
 from .remote_write import STALE_NAN, Point
 
 StreamKey = tuple[bool, tuple[str, ...]]  # (per-sample lifetime?, the stream's label values)
+# Seconds: Prometheus refuses samples more than about an hour older than its newest ("out of
+# bounds"), and the whole request with them; Zoom's last retry comes an hour after the first.
+LATE_AFTER = 45 * 60.0
 _INFO_KEYS = INFO_LABELS[3:]
 
 
@@ -84,18 +87,20 @@ class RemoteWriteSink:
         info_ttl: float,
         max_owners: int,
         participant_info: ParticipantInfo = ParticipantInfo.MERGED,
+        late_after: float = LATE_AFTER,
     ) -> None:
         self.queue = queue
         # a record must outlive Zoom's retries, or a retried data event would be taken for new
         self.info_ttl = max(info_ttl, window)
         self.max_owners = max_owners
         self.participant_info = participant_info
+        self.late_after = late_after
         self._ledger = RecentMap(window)  # keyed by hash(StreamKey), as the fleet ledger
         self._info: dict[Owner, _Info] = {}
 
     def offer(self, conversion: Conversion, now: float) -> bool:
         """Queue the event's samples, all or nothing; False when the queue is full."""
-        chunks, newest = self._samples(conversion)
+        chunks, newest = self._samples(conversion, now)
         if self.participant_info is ParticipantInfo.EVENT:
             info, info_chunks = self._event_info(conversion, now)
         else:
@@ -109,10 +114,14 @@ class RemoteWriteSink:
             self._info[conversion.info.owner] = info
         return True
 
-    def _samples(self, conversion: Conversion) -> tuple[list[Chunk], list[tuple[StreamKey, float]]]:
+    def _samples(
+        self, conversion: Conversion, now: float
+    ) -> tuple[list[Chunk], list[tuple[StreamKey, float]]]:
         """The in-order samples as one chunk, each late item as a chunk of its own: late
-        against what was queued before, or against an item of the same stream earlier in
-        this event."""
+        against what was queued before, against an item of the same stream earlier in this
+        event, or older than ``late_after`` (a retry of a stream this replica never saw may
+        be older than the engine takes: Prometheus refuses the whole request then)."""
+        oldest = now - self.late_after
         fresh: list[Point] = []
         chunks: list[Chunk] = []
         newest: list[tuple[StreamKey, float]] = []
@@ -127,7 +136,7 @@ class RemoteWriteSink:
                 known = queued.get(key)
                 if known is None:
                     known = self._ledger.get(hash(key))
-                if known is not None and timestamp <= known:
+                if (known is not None and timestamp <= known) or timestamp < oldest:
                     group = []
                     chunks.append(Chunk(group, alone=True))
                 else:

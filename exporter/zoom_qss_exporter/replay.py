@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 import time
 from collections import Counter
@@ -147,7 +148,11 @@ async def to_remote_write(
 ) -> None:
     """Each event through the pipeline into the queue, waiting whenever the queue is full."""
     queue = RemoteWriteQueue(options)
-    sink = RemoteWriteSink(queue, _FOREVER, _FOREVER, 1 << 62, options.participant_info)
+    # archived events are all old: sent together, in order (the engine needs an out-of-order
+    # window for them anyway, docs/remote-write.md)
+    sink = RemoteWriteSink(
+        queue, _FOREVER, _FOREVER, 1 << 62, options.participant_info, late_after=math.inf
+    )
     pipeline = Pipeline(
         SeriesStore(StoreLimits(max_series=1)),  # unused: per-participant series are off
         FleetMetrics(SampleLedger(_FOREVER)),
