@@ -142,7 +142,12 @@ def test_tls_with_a_ca_file_and_insecure_skip_verify(tmp_path: Path) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler(receiver))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    # The handshake in the connection's own thread, not in accept(): a client that stops in
+    # the middle of it (the untrusted one below, cut off at close) must not block the server
+    # thread, and with it shutdown().
+    server.socket = context.wrap_socket(
+        server.socket, server_side=True, do_handshake_on_connect=False
+    )
     url = f"https://127.0.0.1:{server.server_address[1]}/api/v1/write"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
