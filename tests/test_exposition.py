@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import gzip
+import itertools
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -14,6 +15,7 @@ import httpx
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from conftest import LiveExporter, example
@@ -22,6 +24,7 @@ from zoom_qss_exporter.convert import Conversion, InfoUpdate, Sample
 from zoom_qss_exporter.exposition import MetricsEndpoint, render_store
 from zoom_qss_exporter.families import ALL_FAMILIES
 from zoom_qss_exporter.store import SeriesStore, StoreLimits
+from zoom_qss_exporter.textformat import insert_label, label_text
 
 FLEET_AND_HEALTH = (
     "zoom_qos_fleet_latency_seconds",
@@ -149,6 +152,28 @@ def test_label_values_are_escaped(live: LiveExporter) -> None:
     everything(live)
     text = live.metrics_text()
     assert 'user_name="Zoë \\"Q\\" \\\\ O\'Brien\\nnext"' in text
+
+
+def test_the_stat_label_goes_in_sorted_place_whatever_the_values_hold() -> None:
+    """A value may spell the next label's start (``x,user_id=`` then its closing quote): the
+    phone families' ``stat`` sorts between ``role`` and ``user_id``, and a signed event with
+    such a call id must not make one line, and with it the whole scrape, unparseable."""
+    nasty = ["x", "x,user_id=", 'x",user_id="', "x\\", 'x\\",user_id=', ",stat=", '"', ""]
+    names = f.CALL_PARTY
+    for call_id, user_id, role in itertools.product(nasty, nasty[:3], nasty):
+        values = (call_id, user_id, role, "sending")
+        for stat in ("min", "avg", "max"):
+            got = insert_label(label_text(names, values), names, "stat", stat)
+            assert got == label_text((*names, "stat"), (*values, stat)), values
+
+
+def test_a_call_id_that_spells_a_label_keeps_metrics_parseable(live: LiveExporter) -> None:
+    event = copy.deepcopy(example("phone.call_qos_summary"))
+    event["payload"]["object"]["call_id"] = "x,user_id="
+    assert live.post(event).status_code == 200
+    text = live.metrics_text()
+    parsed = [s for fam in text_string_to_metric_families(text) for s in fam.samples]
+    assert any(s.labels.get("call_id") == "x,user_id=" and s.labels.get("stat") for s in parsed)
 
 
 def test_openmetrics_when_asked(live: LiveExporter) -> None:
