@@ -142,7 +142,13 @@ class RecentMap:
         more than ``MARKS - 1`` steps older than the newest, is not. For a ``marked`` map."""
         key = key or 1
         table = self._current
-        slot = table.find(key)
+        keys, mask = table.keys, table.mask
+        slot = key & mask  # table.find(key), inline: this runs for every QoS sample
+        while keys[slot] != key:
+            if keys[slot] == _EMPTY:
+                slot = -1 - slot
+                break
+            slot = (slot + 1) & mask
         if slot >= 0:
             newest, marks = table.values[slot], table.marks[slot]  # type: ignore[index]
         else:

@@ -171,7 +171,9 @@ class SeriesStore:
                 stream, table, kind, carried = labels, packed.streams, packed.kind, 0
                 item_time = timestamp
                 sid = table.get(labels, -1)
-                stale_item = kind == SAMPLE and (departed or (labels, timestamp) in seen)
+                stale_item = kind == SAMPLE and (
+                    departed or (bool(seen) and (labels, timestamp) in seen)
+                )
                 if sid >= 0 and not stale_item:
                     stale_item = timestamp <= self._stamps[kind][sid]
                     if not stale_item:
