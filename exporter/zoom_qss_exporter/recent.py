@@ -39,30 +39,16 @@ class _Table:
             slot = (slot + 1) & mask
 
     def get(self, key: int) -> float | None:
-        keys, mask = self.keys, self.mask
-        slot = key & mask
-        while True:
-            found = keys[slot]
-            if found == key:
-                return self.values[slot]
-            if found == _EMPTY:
-                return None
-            slot = (slot + 1) & mask
+        slot = self.find(key)
+        return self.values[slot] if slot >= 0 else None
 
     def set(self, key: int, value: float) -> None:
-        keys, mask = self.keys, self.mask
-        slot = key & mask
-        while True:
-            found = keys[slot]
-            if found == key:
-                self.values[slot] = value
-                return
-            if found == _EMPTY:
-                keys[slot] = key
-                self.values[slot] = value
-                self.size += 1
-                return
-            slot = (slot + 1) & mask
+        slot = self.find(key)
+        if slot < 0:
+            slot = -1 - slot
+            self.keys[slot] = key
+            self.size += 1
+        self.values[slot] = value
 
     def grown(self) -> _Table:
         bigger = _Table(2 * (self.mask + 1), self.marks is not None)
@@ -142,13 +128,7 @@ class RecentMap:
         more than ``MARKS - 1`` steps older than the newest, is not. For a ``marked`` map."""
         key = key or 1
         table = self._current
-        keys, mask = table.keys, table.mask
-        slot = key & mask  # table.find(key), inline: this runs for every QoS sample
-        while keys[slot] != key:
-            if keys[slot] == _EMPTY:
-                slot = -1 - slot
-                break
-            slot = (slot + 1) & mask
+        slot = table.find(key)
         if slot >= 0:
             newest, marks = table.values[slot], table.marks[slot]  # type: ignore[index]
         else:
