@@ -108,7 +108,7 @@ class RemoteWriteSink:
         chunks.extend(info_chunks)
         if chunks and not self.queue.offer(chunks):
             return False
-        for key, timestamp in newest:
+        for key, timestamp in newest.items():
             self._ledger.set(hash(key), timestamp)
         if info is not None and conversion.info is not None:
             self._info[conversion.info.owner] = info
@@ -116,16 +116,16 @@ class RemoteWriteSink:
 
     def _samples(
         self, conversion: Conversion, now: float
-    ) -> tuple[list[Chunk], list[tuple[StreamKey, float]]]:
-        """The in-order samples as one chunk, each late item as a chunk of its own: late
+    ) -> tuple[list[Chunk], dict[StreamKey, float]]:
+        """The in-order samples as one chunk, and the newest time of each stream in it; each
+        late item as a chunk of its own: late
         against what was queued before, against an item of the same stream earlier in this
         event, or older than ``late_after`` (a retry of a stream this replica never saw may
         be older than the engine takes: Prometheus refuses the whole request then)."""
         oldest = now - self.late_after
         fresh: list[Point] = []
         chunks: list[Chunk] = []
-        newest: list[tuple[StreamKey, float]] = []
-        queued: dict[StreamKey, float] = {}  # by this event
+        newest: dict[StreamKey, float] = {}  # of the streams in ``fresh``
         key: StreamKey | None = None
         when = 0.0
         group = fresh
@@ -133,7 +133,7 @@ class RemoteWriteSink:
             this = (family.lifetime is Lifetime.SAMPLE, stream)
             if this != key or timestamp != when:
                 key, when = this, timestamp
-                known = queued.get(key)
+                known = newest.get(key)
                 if known is None:
                     known = self._ledger.get(hash(key))
                 if (known is not None and timestamp <= known) or timestamp < oldest:
@@ -141,8 +141,7 @@ class RemoteWriteSink:
                     chunks.append(Chunk(group, alone=True))
                 else:
                     group = fresh
-                    newest.append((key, timestamp))
-                    queued[key] = timestamp
+                    newest[key] = timestamp
             labels = (*stream, stat) if stat else stream
             group.append(Point(family, labels, value, timestamp))
         if fresh:
