@@ -55,6 +55,9 @@ class Settings:
     log_format: str = "logfmt"
 
 
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # a listen host meaning every interface
+
+
 def parse_listen_address(text: str) -> tuple[str, int]:
     """``host:port``, ``:port`` (every interface: host ``""``) or ``[v6]:port``."""
     host, sep, port = text.rpartition(":")
@@ -244,18 +247,20 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _overlap(one: tuple[str, int], other: tuple[str, int]) -> bool:
+    """Whether two listen addresses would take the same connections."""
+    hosts = {one[0], other[0]}
+    return one[1] == other[1] and (len(hosts) == 1 or bool(hosts & WILDCARD_HOSTS))
+
+
 def _web_hardening(args: argparse.Namespace, host: str, port: int) -> dict[str, Any]:
     """The settings of the internal listener, metrics authentication and the rate limit."""
     internal = getattr(args, "web.internal_listen_address")
-    if internal is not None:
-        wildcard = {"0.0.0.0", "::", ""}
-        if internal[1] == port and (
-            host in wildcard or internal[0] in wildcard or host == internal[0]
-        ):
-            raise ConfigError(
-                "--web.internal-listen-address must differ from --web.listen-address "
-                "(another port, or two distinct specific hosts)"
-            )
+    if internal is not None and _overlap(internal, (host, port)):
+        raise ConfigError(
+            "--web.internal-listen-address must differ from --web.listen-address "
+            "(another port, or two distinct specific hosts)"
+        )
     token_file = getattr(args, "web.metrics_bearer_token_file")
     username = getattr(args, "web.metrics_basic_auth_username")
     password_file = getattr(args, "web.metrics_basic_auth_password_file")

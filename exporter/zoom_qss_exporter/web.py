@@ -20,12 +20,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .allocator import tune_glibc_malloc
-from .config import Settings
+from .config import WILDCARD_HOSTS, Settings
 from .security import MetricsAuth
 from .transport import CoalescingHttpToolsProtocol
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
 
 def require_auth(endpoint: Endpoint, auth: MetricsAuth | None) -> Endpoint:
@@ -51,7 +50,7 @@ def on_listener(server: tuple[str, int] | None, listener: tuple[str, int]) -> bo
     if server is None:
         return False
     host, port = listener
-    return server[1] == port and (host in _WILDCARDS or server[0] == host)
+    return server[1] == port and (host in WILDCARD_HOSTS or server[0] == host)
 
 
 def _address_info(host: str, port: int) -> tuple[int, int, int, tuple[Any, ...]]:
