@@ -26,7 +26,7 @@ from zoom_qss_exporter.app import Exporter, create_app
 from zoom_qss_exporter.config import Settings, load_settings
 from zoom_qss_exporter.flags import ConfigError
 from zoom_qss_exporter.logs import JsonFormatter, LogfmtFormatter
-from zoom_qss_exporter.security import MetricsAuth, MetricsAuthError, RateLimiter
+from zoom_qss_exporter.security import KEY_LENGTH, MetricsAuth, MetricsAuthError, RateLimiter
 from zoom_qss_exporter.signature import sign_headers
 from zoom_qss_exporter.web import bind
 
@@ -186,6 +186,10 @@ def test_rate_limiter_refills_and_stays_bounded() -> None:
     for n in range(1000):  # a sprayed range of addresses never grows the table unbounded
         limiter.charge(f"10.0.{n // 256}.{n % 256}", float(n))
     assert len(limiter) <= 100
+    long = "x" * KEY_LENGTH  # a proxy's X-Forwarded-For may hold any text: its start counts
+    for n in range(4):
+        limiter.charge(f"{long}{n}", 2000.0)
+    assert limiter.exhausted(long + "other", 2000.0)
 
 
 def test_a_late_charge_does_not_turn_the_limiters_clock_back() -> None:

@@ -132,7 +132,7 @@ class WebhookReceiver:
     ) -> tuple[str, Answer]:
         now = self.clock()
         client = scope.get("client")
-        address = client[0][:64] if client else ""  # a proxy's X-Forwarded-For may be any text
+        address = client[0] if client else ""
         limited = self._limited(address, headers, now)
         body = await self._read_body(receive, headers)
         token = self._verify(headers, body, now, address, limited)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 MAX_CLIENTS = 65_536  # buckets kept at once; past it full ones go, then all (memory first)
+KEY_LENGTH = 64  # characters of a client address kept: X-Forwarded-For may hold any text
 
 
 class RateLimiter:
@@ -36,10 +37,11 @@ class RateLimiter:
 
     def exhausted(self, client: str, now: float) -> bool:
         """Whether ``client`` has used up its failures for now."""
-        return self._tokens(client, now) < 1.0
+        return self._tokens(client[:KEY_LENGTH], now) < 1.0
 
     def charge(self, client: str, now: float) -> None:
         """Record one failure of ``client``."""
+        client = client[:KEY_LENGTH]
         tokens = max(0.0, self._tokens(client, now) - 1.0)
         bucket = self._buckets.get(client)
         if bucket is None and len(self._buckets) >= self.max_clients:
