@@ -21,7 +21,8 @@ from zoom_qss_exporter.config import Settings
 from zoom_qss_exporter.signature import sign_headers
 from zoom_qss_exporter.transport import CoalescingHttpToolsProtocol
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "spec" / "examples"
+# Zoom's published example payloads, one per event, as Zoom's QSS documentation prints them.
+EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "zoom-examples"
 TOKEN = "test-secret-token"
 START = 1_700_000_000.0
 
