@@ -5,11 +5,15 @@ the drain on shutdown, and the webhook's 503 when the queue is full."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import random
+import re
 import shutil
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +26,7 @@ from prometheus_harness import wait_for
 from remote_receiver import DROP, T0, FakeReceiver, fake_receiver, options, points, run, until
 from zoom_qss_exporter.archive import ArchiveOptions
 from zoom_qss_exporter.remote_queue import Chunk, RemoteWriteQueue
+from zoom_qss_exporter.remote_wal import WALOptions, WriteAheadLog
 
 
 @pytest.fixture
@@ -280,7 +285,7 @@ def test_a_full_queue_answers_503_and_applies_nothing(
     assert set(statuses[accepted:]) == {503}
     refused = live.post(_qos("refused", 10))
     assert refused.status_code == 503
-    assert refused.json() == {"error": "remote-write queue is full: deliver again later"}
+    assert "its queue is full" in refused.json()["error"]
     metrics = live.metrics()
     rejected = key(
         "zoom_qss_exporter_events_total",
@@ -362,3 +367,181 @@ def test_a_token_file_that_turns_unreadable_is_retried_until_it_is_fixed(
     queue = run(scenario)
     assert receiver.requests[-1].headers["Authorization"] == "Bearer fixed"
     assert queue.retried_total >= 10 and not any(queue.failed_total.values())
+
+
+# --- retries that end, a real timeout, redeliveries -------------------------------------------
+
+
+def test_a_5xx_saying_too_old_is_dropped_and_the_queue_moves_on(
+    receiver: FakeReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Prometheus with an out-of-order window answers 500 "too old sample" for samples older
+    than the window; it would answer it forever."""
+    receiver.answer(500, text="too old sample")
+
+    async def scenario() -> RemoteWriteQueue:
+        queue = RemoteWriteQueue(options(receiver.url))
+        queue.start()
+        queue.offer([Chunk(points(7), alone=True)])
+        queue.offer([Chunk(points(5, start=T0 + 100))])
+        await queue.close(10)
+        return queue
+
+    with caplog.at_level(logging.WARNING, "zoom_qss_exporter.remote_write"):
+        queue = run(scenario)
+    assert [r.samples for r in receiver.requests] == [7, 5], "never retried"
+    assert queue.failed_total["too_old"] == 7 and queue.sent_total == 5
+    assert "refused 7 samples with 500 (too_old, not retried)" in caplog.text
+
+
+def test_a_500_is_retried_for_the_budget_then_dropped_an_unavailable_engine_forever(
+    receiver: FakeReceiver,
+) -> None:
+    async def scenario() -> RemoteWriteQueue:
+        queue = RemoteWriteQueue(options(receiver.url, retry_budget=0.3))
+        queue.start()
+        receiver.answer(*[500] * 10_000, text="internal error")
+        queue.offer([Chunk(points(7), alone=True)])
+        await until("the budget to run out", lambda: queue.queued == 0)
+        attempts = receiver.count()
+        with receiver.lock:
+            receiver.script[:] = [(503, {}, "unavailable")] * 60  # far more than 0.3 s of them
+        queue.offer([Chunk(points(5, start=T0 + 100))])
+        await queue.close(30)
+        assert attempts >= 2
+        return queue
+
+    queue = run(scenario)
+    assert queue.failed_total["retries_exhausted"] == 7
+    assert queue.sent_total == 5, "503 is retried past the budget until it is taken"
+    assert [r.samples for r in receiver.requests][-1] == 5
+
+
+@contextlib.contextmanager
+def dripping_receiver(drip_every: float) -> Iterator[tuple[str, list[float]]]:
+    """Answers the first request with a head and then one byte of its body every
+    ``drip_every`` seconds (for a minute), every later one with 204 at once; yields the URL
+    and the times requests arrived."""
+    server = socket.create_server(("127.0.0.1", 0))
+    arrivals: list[float] = []
+    stop = threading.Event()
+
+    def serve(connection: socket.socket) -> None:
+        with connection:
+            while not stop.is_set():
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    data = connection.recv(65536)
+                    if not data:
+                        return
+                    head += data
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])  # type: ignore[index]
+                body = head.split(b"\r\n\r\n", 1)[1]
+                while len(body) < length:
+                    body += connection.recv(65536)
+                arrivals.append(time.monotonic())
+                if len(arrivals) > 1:
+                    connection.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+                    continue
+                connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")
+                for _ in range(int(60 / drip_every)):
+                    if stop.wait(drip_every):
+                        return
+                    try:
+                        connection.sendall(b"x")
+                    except OSError:
+                        return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/api/v1/write", arrivals
+    finally:
+        stop.set()
+        server.close()
+
+
+def test_a_dripping_receiver_is_abandoned_at_the_timeout_and_retried() -> None:
+    """An answer trickling one byte at a time never trips an inactivity timeout; the
+    request's own timeout ends it and the batch goes again."""
+    with dripping_receiver(drip_every=0.1) as (url, arrivals):
+
+        async def scenario() -> RemoteWriteQueue:
+            queue = RemoteWriteQueue(options(url, timeout=1.0))
+            queue.start()
+            queue.offer([Chunk(points(3))])
+            await until("the retry", lambda: queue.sent_total == 3, timeout=30)
+            await queue.close(5)
+            return queue
+
+        queue = run(scenario)
+    assert len(arrivals) == 2 and queue.retried_total == 3
+    assert arrivals[1] - arrivals[0] < 30, "long before the minute of dripping ended"
+
+
+def test_a_refused_redelivery_counts_as_already_present(receiver: FakeReceiver) -> None:
+    receiver.answer(400, 400, text="out of order sample")
+
+    async def scenario() -> RemoteWriteQueue:
+        queue = RemoteWriteQueue(options(receiver.url))
+        queue.start()
+        queue.offer([Chunk(points(4), alone=True, redelivery=True)])
+        queue.offer([Chunk(points(3, start=T0 - 50), alone=True)])  # late, never sent before
+        await queue.close(10)
+        return queue
+
+    queue = run(scenario)
+    assert queue.already_present_total == 4
+    assert queue.failed_total["out_of_order"] == 3
+
+
+def test_with_a_log_what_a_stop_leaves_is_sent_by_the_next_start(
+    receiver: FakeReceiver, tmp_path: Path
+) -> None:
+    """The engine is down at the stop: nothing is dropped; the next queue on the same log
+    sends it, once, in order, and not what the engine had taken before."""
+    wal_options = WALOptions(str(tmp_path / "wal"))
+
+    async def first() -> RemoteWriteQueue:
+        wal = WriteAheadLog(wal_options, time.time)
+        wal.recover()
+        queue = RemoteWriteQueue(options(receiver.url, batch_size=10), wal=wal)
+        wal.start()
+        queue.start()
+        queue.offer([Chunk(points(10))])
+        await until("the first batch", lambda: queue.sent_total == 10)
+        receiver.answer(*[503] * 100_000)
+        for n in range(1, 4):
+            queue.offer([Chunk(points(10, start=T0 + 10 * n))])
+        assert await queue.close(0.3) == 0
+        wal.close()
+        return queue
+
+    queue = run(first)
+    assert queue.dropped_total == 0
+    with receiver.lock:
+        receiver.script.clear()
+        receiver.requests.clear()
+
+    async def second() -> RemoteWriteQueue:
+        wal = WriteAheadLog(wal_options, time.time)
+        queue = RemoteWriteQueue(options(receiver.url, batch_size=10), wal=wal)
+        queue.resume(wal.recover())
+        wal.start()
+        assert queue.queued == 30
+        queue.start()
+        await queue.close(10)
+        wal.close()
+        return queue
+
+    queue = run(second)
+    (samples,) = receiver.accepted().values()
+    assert samples == [(round((T0 + i) * 1000), i / 1000) for i in range(10, 40)]
+    assert WriteAheadLog(wal_options, time.time).recover().backlog == []

@@ -7,7 +7,11 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +23,7 @@ from zoom_qss_exporter.exposition import render_store
 from zoom_qss_exporter.families import PARTICIPANT_INFO
 from zoom_qss_exporter.remote_client import ParticipantInfo
 from zoom_qss_exporter.remote_queue import Chunk
-from zoom_qss_exporter.remote_sink import LATE_AFTER, RemoteWriteSink
+from zoom_qss_exporter.remote_sink import LATE_AFTER, RemoteWriteSink, stream_key
 from zoom_qss_exporter.remote_write import decode, encode
 from zoom_qss_exporter.store import SeriesStore, StoreLimits
 
@@ -438,3 +442,69 @@ def test_event_mode_remembers_a_participant_while_they_send_events() -> None:
     rw.expire(NOW + 9399 + 5401)
     assert rw.offer(conversion(metadata_event(NOW + 15000, device="iOS")), NOW + 15000)
     assert [math.isnan(value) for _, _, value, _ in info_points(queue)] == [False]
+
+
+def test_a_redelivery_is_marked_a_first_late_delivery_is_not() -> None:
+    """Zoom's redelivery of a minute already queued goes alone as a redelivery (its refusal
+    means the engine has it); a minute never queued that arrives after newer ones (its first
+    delivery got a 503) goes alone as new (its refusal is a loss)."""
+    queue = FakeQueue()
+    rw = sink(queue)
+    for minute in ("10", "12"):
+        assert rw.offer(conversion(qos_event(f"2023-11-14T22:{minute}:00Z")), NOW)
+    queue.take()
+    assert rw.offer(conversion(qos_event("2023-11-14T22:10:00Z")), NOW)
+    assert [(c.alone, c.redelivery) for c in queue.take()] == [(True, True)] * 2
+    assert rw.offer(conversion(qos_event("2023-11-14T22:11:00Z")), NOW)
+    assert [(c.alone, c.redelivery) for c in queue.take()] == [(True, False)] * 2
+    assert rw.offer(conversion(qos_event("2023-11-14T22:11:00Z")), NOW)  # now it was queued
+    assert [(c.alone, c.redelivery) for c in queue.take()] == [(True, True)] * 2
+
+
+def test_a_restarted_sink_knows_what_the_earlier_one_queued() -> None:
+    """The state written to the log, and the records queued after it, rebuild the ledger
+    and the info records: redeliveries after a restart still go alone, fresh items do not,
+    and a redelivered data event does not write info older than what was written."""
+    queue = FakeQueue()
+    before = sink(queue)
+    assert before.offer(conversion(data_event(event_ts=NOW)), NOW)
+    assert before.offer(conversion(qos_event("2023-11-14T22:10:00Z")), NOW)
+    state = before.state()
+    assert before.offer(conversion(qos_event("2023-11-14T22:12:00Z")), NOW)
+    written = [[(c.alone, c.points)] for c in queue.take()]
+    from_state = (state, written[-1:])  # the newest state and the record after it
+    from_records = ({}, written)  # no state yet: every record
+
+    for known, records in (from_state, from_records):
+        repeat = FakeQueue()
+        after = sink(repeat)
+        after.restore(known, records, now=NOW)
+        assert after.offer(conversion(qos_event("2023-11-14T22:10:00Z")), NOW)
+        assert [(c.alone, c.redelivery) for c in repeat.take()] == [(True, True)] * 2
+        assert after.offer(conversion(qos_event("2023-11-14T22:12:00Z")), NOW)
+        assert [(c.alone, c.redelivery) for c in repeat.take()] == [(True, True)] * 2
+        assert after.offer(conversion(data_event(event_ts=NOW - 600)), NOW)  # redelivered
+        assert not [p for c in repeat.take() if not c.alone for p in c.points]
+        assert after.offer(conversion(qos_event("2023-11-14T22:13:00Z")), NOW)
+        assert not any(chunk.alone for chunk in repeat.take())
+
+
+def test_the_stream_key_is_the_same_in_every_process() -> None:
+    key = (True, ("meeting", "m==", "16778240", "audio_input"))
+    source = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "from zoom_qss_exporter.remote_sink import stream_key;"
+        f"print(stream_key({key!r}))"
+    )
+    exporter = str(Path(__file__).resolve().parents[1] / "exporter")
+    keys = {
+        subprocess.run(
+            [sys.executable, "-c", source, exporter],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert keys == {str(stream_key(key))}

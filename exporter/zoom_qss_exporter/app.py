@@ -34,6 +34,7 @@ from .receiver import ReceiverOptions, WebhookReceiver
 from .remote_client import check_options, redact
 from .remote_queue import RemoteWriteQueue
 from .remote_sink import RemoteWriteSink
+from .remote_wal import WriteAheadLog
 from .store import SeriesStore, StoreLimits
 from .web import FastRoute, ListenerFilter, require_auth
 
@@ -60,10 +61,13 @@ class Exporter:
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         self.remote_write: RemoteWriteQueue | None = None
+        self.wal: WriteAheadLog | None = None
         sink = None
         if settings.remote_write is not None:
             check_options(settings.remote_write)
-            self.remote_write = RemoteWriteQueue(settings.remote_write)
+            if settings.wal is not None:
+                self.wal = WriteAheadLog(settings.wal, clock)
+            self.remote_write = RemoteWriteQueue(settings.remote_write, wal=self.wal)
             self.registry.register(self.remote_write)
             sink = RemoteWriteSink(
                 self.remote_write,
@@ -72,6 +76,7 @@ class Exporter:
                 settings.max_series,
                 settings.remote_write.participant_info,
             )
+            self._recover(sink)
         self.archive: Archive | None = None
         if settings.archive is not None:
             self.archive = Archive(settings.archive, clock)
@@ -96,6 +101,38 @@ class Exporter:
             self.health,
             clock,
             self.archive,
+            durable=self.wal.synced if self.wal is not None else None,
+        )
+
+    def _recover(self, sink: RemoteWriteSink) -> None:
+        """Take over what an earlier process left in the write-ahead log (WALError if it
+        cannot be used), or say what running without one risks."""
+        queue, wal = self.remote_write, self.wal
+        assert queue is not None
+        if wal is None:
+            log.warning(
+                "remote write without a write-ahead log (--no-remote-write.wal): a crash loses "
+                "every sample accepted and not yet delivered (up to --remote-write.queue-capacity)"
+                ", a stop those still queued after --remote-write.shutdown-timeout"
+            )
+            return
+        recovered = wal.recover()
+        sink.restore(recovered.state, recovered.replayed, self.clock())
+        queue.resume(recovered)
+        wal.state_source = sink.state
+        wal.start()
+        lost = {reason: n for reason, n in queue.failed_total.items() if n}
+        log.info(
+            "remote write: log %s: %d samples not yet delivered are queued again%s; lost so "
+            "far: %s refused or given up (%s), %d dropped",
+            wal.directory,
+            queue.queued,
+            f" ({recovered.torn} bytes of a record cut short by a crash removed)"
+            if recovered.torn
+            else "",
+            sum(lost.values()),
+            ", ".join(f"{r} {n}" for r, n in lost.items()) or "none",
+            queue.dropped_total,
         )
 
     def expire(self) -> int:
@@ -207,6 +244,8 @@ def _routes(exporter: Exporter) -> Starlette:
                 await task
             if remote is not None:  # the server takes no more events now: drain the queue
                 await remote.close(remote.options.shutdown_timeout)
+            if exporter.wal is not None:
+                exporter.wal.close()
             if exporter.archive is not None:
                 exporter.archive.close()
 

@@ -82,11 +82,12 @@ def _serve(args: argparse.Namespace) -> int:
     from .app import Exporter, create_app
     from .archive import ArchiveError
     from .remote_client import RemoteWriteError
+    from .remote_wal import WALError
     from .security import MetricsAuthError
 
     try:
         app = create_app(Exporter(settings))
-    except (RemoteWriteError, ArchiveError, MetricsAuthError) as error:
+    except (RemoteWriteError, ArchiveError, MetricsAuthError, WALError) as error:
         print(f"zoom-qss-exporter: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # the internal address does not resolve

@@ -19,9 +19,12 @@ from .remote_client import RemoteWriteOptions
 from .remote_config import (
     add_archive_arguments,
     add_remote_write_arguments,
+    add_wal_arguments,
     archive_from_args,
     remote_write_from_args,
+    wal_from_args,
 )
+from .remote_wal import WALOptions
 from .security import MetricsAuth
 
 TOKEN_ENV = "ZOOM_WEBHOOK_SECRET_TOKEN"
@@ -47,6 +50,7 @@ class Settings:
     convert: ConvertOptions = field(default_factory=ConvertOptions)
     log_level: str = "info"
     remote_write: RemoteWriteOptions | None = None  # None: pull only
+    wal: WALOptions | None = None  # remote write's write-ahead log; None: in memory only
     archive: ArchiveOptions | None = None
     internal_listen: tuple[str, int] | None = None  # metrics and probes there; None: one address
     metrics_auth: MetricsAuth | None = None
@@ -186,6 +190,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
     )
     flag("--log.format", str, "logfmt", "Log line format.", choices=["logfmt", "json"])
     add_remote_write_arguments(parser, environ)
+    add_wal_arguments(parser, environ)
     add_archive_arguments(parser, environ)
 
 
@@ -229,6 +234,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         log_format=getattr(args, "log.format"),
         **_web_hardening(args, host, port),
         remote_write=remote_write_from_args(args),
+        wal=wal_from_args(args),
         archive=archive_from_args(args),
     )
 

@@ -17,7 +17,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -88,8 +88,11 @@ class WebhookReceiver:
         health: HealthMetrics,
         clock: Callable[[], float] = time.time,
         archive: Archive | None = None,
+        durable: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.options = options
+        # until what was accepted is on disk (remote write's log): awaited before answering
+        self.durable = durable
         self.pipeline = pipeline
         self.health = health
         self.clock = clock
@@ -179,9 +182,22 @@ class WebhookReceiver:
             ) from None
         outcome = self.pipeline.ingest(event, now)
         if outcome is Outcome.REJECTED_OVERLOAD:  # nothing was applied: Zoom delivers it again
-            raise Refusal(503, "remote-write queue is full: deliver again later", label, outcome)
+            raise Refusal(
+                503,
+                "remote write cannot take the event now (its queue is full, or its log cannot "
+                "be written): deliver again later",
+                label,
+                outcome,
+            )
         if self.archive is not None:
             self.archive.append(body, document, now, request_id)
+        if self.durable is not None:
+            try:
+                await self.durable()
+            except OSError as error:  # queued, but not known to be on disk: Zoom tries again
+                raise Refusal(
+                    503, f"{error}: deliver again later", label, Outcome.REJECTED_OVERLOAD
+                ) from None
         self.health.count_event(label, outcome)
         self.health.last_event.set(now)
         if log.isEnabledFor(logging.DEBUG):

@@ -157,6 +157,48 @@ class RecentMap:
         table.marks[slot] = marks  # type: ignore[index]
         return True
 
+    def is_new(self, key: int, value: float, step: float) -> bool:
+        """What :meth:`sighting` would answer, without remembering anything."""
+        key = key or 1
+        for table in (self._current, self._previous):
+            slot = table.find(key)
+            if slot >= 0:
+                newest, marks = table.values[slot], table.marks[slot]  # type: ignore[index]
+                break
+        else:
+            return True
+        if value > newest:
+            return True
+        back = round((newest - value) / step)
+        return back < MARKS and not marks >> back & 1
+
+    def entries(self) -> list[tuple[int, float, int]]:
+        """Every key with its newest value (and marks; 0 unmarked), the current generation's
+        where a key is in both: what :meth:`load` takes to rebuild the map elsewhere."""
+        found: dict[int, tuple[int, float, int]] = {}
+        for table in (self._previous, self._current):
+            marks = table.marks
+            for slot, key in enumerate(table.keys):
+                if key != _EMPTY:
+                    mark = marks[slot] if marks is not None else 0
+                    found[key] = (key, table.values[slot], mark)
+        return list(found.values())
+
+    def load(self, entries: list[tuple[int, float, int]]) -> None:
+        """Entries of :meth:`entries` into the current generation (a new window starts)."""
+        for key, value, marks in entries:
+            table = self._current
+            if 3 * (table.size + 1) > 2 * (table.mask + 1):
+                table = self._current = table.grown()
+            slot = table.find(key or 1)
+            if slot < 0:
+                slot = -1 - slot
+                table.keys[slot] = key or 1
+                table.size += 1
+            table.values[slot] = value
+            if table.marks is not None:
+                table.marks[slot] = marks & _ALL_MARKS
+
     def set(self, key: int, value: float) -> None:
         current = self._current
         if 3 * (current.size + 1) > 2 * (current.mask + 1):

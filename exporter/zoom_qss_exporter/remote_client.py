@@ -67,6 +67,7 @@ class RemoteWriteOptions:
     min_backoff: float = 0.25
     max_backoff: float = 10.0
     shutdown_timeout: float = 15.0
+    retry_budget: float = 300.0  # seconds a batch answered 500 (and the like) is retried
     participant_info: ParticipantInfo = ParticipantInfo.MERGED
 
     def __repr__(self) -> str:  # no credentials or headers in logs and tracebacks
@@ -147,6 +148,17 @@ def failure_reason(status: int, text: str) -> str:
     if "duplicate" in lowered or "same timestamp" in lowered:
         return "duplicate_timestamp"
     return "rejected"
+
+
+# 5xx that mean "the engine is not there right now" (a proxy or load balancer in front of it,
+# or the engine's own backpressure): retried without limit, like 429 and transport errors.
+UNAVAILABLE = frozenset((502, 503, 504))
+
+
+def hopeless(status: int, text: str) -> bool:
+    """A 5xx that no retry can change: Prometheus answers 500 "too old sample" for samples
+    older than its out-of-order window, and would answer it again forever."""
+    return status >= 500 and failure_reason(status, text) == "too_old"
 
 
 def new_client(options: RemoteWriteOptions) -> httpx.AsyncClient:

@@ -12,6 +12,9 @@ from typing import Any
 from .archive import ArchiveOptions
 from .flags import ConfigError, count, env_flag, env_name, env_switch, parse_duration, positive_int
 from .remote_client import RESERVED_HEADERS, ParticipantInfo, RemoteWriteOptions
+from .remote_wal import WALOptions
+
+DEFAULT_WAL_DIRECTORY = "data/remote-write"  # relative to the working directory, as Prometheus'
 
 
 def _url(text: str) -> str:
@@ -101,7 +104,13 @@ def add_remote_write_arguments(parser: argparse.ArgumentParser, environ: Mapping
         False,
         "Do not verify the receiver's certificate (tests only).",
     )
-    flag("--remote-write.timeout", parse_duration, "30s", "Timeout of one request.")
+    flag(
+        "--remote-write.timeout",
+        parse_duration,
+        "30s",
+        "Longest one request may take, connection, body and answer together; then it is "
+        "abandoned and retried.",
+    )
     flag(
         "--remote-write.queue-capacity",
         positive_int,
@@ -123,6 +132,14 @@ def add_remote_write_arguments(parser: argparse.ArgumentParser, environ: Mapping
         "First wait before a retry (5xx, 429, transport error); doubles up to max-backoff.",
     )
     flag("--remote-write.max-backoff", parse_duration, "10s", "Longest wait between retries.")
+    flag(
+        "--remote-write.retry-budget",
+        parse_duration,
+        "5m",
+        "How long a batch the receiver answers 500 (or another 5xx but 502, 503, 504) is "
+        "retried before its samples are dropped and counted (reason retries_exhausted); 429, "
+        "502, 503, 504 and network errors are retried without limit.",
+    )
     flag(
         "--remote-write.shutdown-timeout",
         parse_duration,
@@ -167,6 +184,7 @@ def remote_write_from_args(args: argparse.Namespace) -> RemoteWriteOptions | Non
         min_backoff=get("min_backoff"),
         max_backoff=get("max_backoff"),
         shutdown_timeout=get("shutdown_timeout"),
+        retry_budget=get("retry_budget"),
         participant_info=get("participant_info"),
     )
     if options.bearer_token_file and options.basic_auth_username:
@@ -186,6 +204,46 @@ def remote_write_from_args(args: argparse.Namespace) -> RemoteWriteOptions | Non
             "timeout must be positive"
         )
     return options
+
+
+def add_wal_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """The remote-write queue's write-ahead log (``serve`` only: ``replay`` reads an archive)."""
+    env_switch(
+        parser,
+        environ,
+        "--remote-write.wal",
+        True,
+        "Keep what remote write has not delivered in a write-ahead log, and answer Zoom only "
+        "once an event is in it: nothing acknowledged is lost to a restart or a crash. "
+        "--no-remote-write.wal keeps it in memory only.",
+    )
+    flag = partial(env_flag, parser, environ)
+    flag(
+        "--remote-write.wal-directory",
+        str,
+        DEFAULT_WAL_DIRECTORY,
+        "Directory of the write-ahead log (one exporter process per directory).",
+    )
+    env_switch(
+        parser,
+        environ,
+        "--remote-write.wal-fsync",
+        True,
+        "Sync the log to disk (fdatasync, shared by the events arriving meanwhile) before "
+        "answering Zoom, so that a crash of the machine loses nothing either; off: a crash "
+        "of the process still loses nothing.",
+    )
+
+
+def wal_from_args(args: argparse.Namespace) -> WALOptions | None:
+    if not getattr(args, "remote_write.url") or not getattr(args, "remote_write.wal"):
+        return None
+    directory = getattr(args, "remote_write.wal_directory").strip()
+    if not directory:
+        raise ConfigError(
+            "--remote-write.wal-directory is empty: give a directory, or --no-remote-write.wal"
+        )
+    return WALOptions(directory=directory, fsync=getattr(args, "remote_write.wal_fsync"))
 
 
 def add_archive_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:

@@ -8,10 +8,23 @@ is either delivered or still here. 5xx, 429 and transport errors are retried wit
 (exponential backoff with jitter, ``Retry-After`` honoured up to the maximum backoff): giving
 up would lose accepted data, and a full queue already pushes back on Zoom.
 
+Retries end where retrying cannot help: a 5xx that says the samples are too old (Prometheus'
+500 for samples older than its out-of-order window), and any other 5xx but 502, 503 and 504
+once the batch has been retried for ``retry_budget`` seconds: those samples are dropped and
+counted by reason, and the queue moves on. 429, 502, 503, 504 and transport errors (an engine
+that is down or pushing back) are retried without limit. Each request, answer included, ends
+within ``timeout`` seconds, however slowly the receiver trickles its bytes.
+
 One sender sends one batch at a time, oldest first, so the samples of each series reach the
 receiver in the order they were offered. A chunk marked ``alone`` (samples older than what was
 already sent for their series) is sent in a request of its own: a receiver that refuses it
 (Prometheus without an out-of-order window refuses the *whole* request) then loses only it.
+A refused ``redelivery`` chunk (Zoom sent its samples before, and they were queued then) is
+counted as already present, not as a failure.
+
+With a write-ahead log (:mod:`.remote_wal`), every offer is written to it first and refused
+if it cannot be; each batch answered for moves the log's checkpoint on; what a stop leaves
+queued stays in the log, and the next start queues it again.
 """
 
 from __future__ import annotations
@@ -30,12 +43,15 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from .remote_client import (
+    UNAVAILABLE,
     RemoteWriteError,
     RemoteWriteOptions,
     failure_reason,
+    hopeless,
     new_client,
     retry_after,
 )
+from .remote_wal import Position, Recovered, WALError, WriteAheadLog
 from .remote_write import Point, encode
 
 log = logging.getLogger("zoom_qss_exporter.remote_write")
@@ -47,12 +63,22 @@ FAILURE_REASONS = (
     "unauthorized",
     "rejected",
     "unencodable",
+    "retries_exhausted",
 )
+# Refusals that, for a redelivery, say the engine has the samples already.
+_ALREADY_PRESENT = frozenset(("out_of_order", "duplicate_timestamp", "too_old"))
 
 
 class Chunk(NamedTuple):
     points: list[Point]
     alone: bool = False  # send in a request of its own
+    redelivery: bool = False  # every item in it was queued before (Zoom sent it again)
+    position: Position | None = None  # where its event ends in the log, on its last chunk
+
+
+class _Retry(NamedTuple):
+    delay: float  # the least wait before the next attempt
+    budgeted: bool  # counts against the retry budget (a 500, not an unavailable engine)
 
 
 class RemoteWriteQueue(Collector):
@@ -64,8 +90,10 @@ class RemoteWriteQueue(Collector):
         *,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        wal: WriteAheadLog | None = None,
     ) -> None:
         self.options = options
+        self.wal = wal
         self._wall_clock = wall_clock
         self._rng = rng or random.Random()
         self._chunks: deque[tuple[float, Chunk]] = deque()  # (monotonic time offered, chunk)
@@ -79,7 +107,10 @@ class RemoteWriteQueue(Collector):
         self.retried_total = 0
         self.failed_total = dict.fromkeys(FAILURE_REASONS, 0)
         self.dropped_total = 0
+        self.already_present_total = 0
         self.last_success = 0.0
+        if wal is not None:
+            wal.counters_source = self._lasting_counters
 
     # --- offering ---------------------------------------------------------------------------
 
@@ -91,10 +122,19 @@ class RemoteWriteQueue(Collector):
         return self.queued == 0 or self.queued + samples <= self.options.queue_capacity
 
     def offer(self, chunks: Sequence[Chunk]) -> bool:
-        """Queue all of ``chunks`` or nothing."""
+        """Queue all of ``chunks`` or nothing (nothing when the log cannot take them)."""
         samples = sum(len(chunk.points) for chunk in chunks)
         if not self.has_room(samples):
             return False
+        if self.wal is not None:
+            kept = [chunk for chunk in chunks if chunk.points]
+            try:
+                position = self.wal.append([(chunk.alone, chunk.points) for chunk in kept])
+            except WALError as error:
+                log.error("remote write: %s: the event is refused (503)", error)
+                return False
+            if kept:
+                chunks = [*kept[:-1], kept[-1]._replace(position=position)]
         now = time.monotonic()
         for chunk in chunks:
             if chunk.points:
@@ -104,6 +144,37 @@ class RemoteWriteQueue(Collector):
         if self._waiting >= self.options.batch_size or self._waiting == samples:
             self._wakeup.set()
         return True
+
+    def resume(self, recovered: Recovered) -> None:
+        """Queue what an earlier process left unanswered in the log, ahead of anything new,
+        whatever the capacity (it held them); take over its loss counters."""
+        counters = recovered.counters
+        for reason, count in dict(counters.get("failed", {})).items():
+            if reason in self.failed_total:
+                self.failed_total[reason] += int(count)
+        self.dropped_total += int(counters.get("dropped", 0))
+        self.already_present_total += int(counters.get("already_present", 0))
+        now = time.monotonic()
+        samples = 0
+        for position, chunks in recovered.backlog:
+            kept = [Chunk(points, alone) for alone, points in chunks if points]
+            if kept:
+                kept[-1] = kept[-1]._replace(position=position)
+            for chunk in kept:
+                self._chunks.append((now, chunk))
+                samples += len(chunk.points)
+        self.queued += samples
+        self._waiting += samples
+        if samples:
+            self._wakeup.set()
+
+    def _lasting_counters(self) -> dict[str, object]:
+        """What the log's checkpoint keeps across restarts: what was lost, and why."""
+        return {
+            "failed": dict(self.failed_total),
+            "dropped": self.dropped_total,
+            "already_present": self.already_present_total,
+        }
 
     async def wait_for_room(self) -> None:
         """Until some samples were answered for (for callers that wait instead of refusing);
@@ -135,21 +206,29 @@ class RemoteWriteQueue(Collector):
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout)
         except TimeoutError:
-            dropped = self.queued  # in flight included: no answer, so not known delivered
+            left = self.queued  # in flight included: no answer, so not known delivered
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            self.dropped_total += dropped
             self.queued = self._waiting = 0
             self._chunks.clear()
+            if self.wal is not None:
+                log.warning(
+                    "remote write: %d samples still queued after the %gs shutdown timeout "
+                    "stay in the log (%s): the next start sends them",
+                    left,
+                    timeout or 0,
+                    self.wal.directory,
+                )
+                return 0
+            self.dropped_total += left
             log.error(
                 "remote write: %d samples still queued after the %gs shutdown timeout were "
-                "dropped; the archive (--archive.directory) holds their events for "
-                "`zoom-qss-exporter replay`",
-                dropped,
+                "dropped (no write-ahead log: --no-remote-write.wal)",
+                left,
                 timeout or 0,
             )
-            return dropped
+            return left
         return 0
 
     async def _run(self) -> None:
@@ -186,8 +265,8 @@ class RemoteWriteQueue(Collector):
                 break
             room = o.batch_size - size
             if len(chunk.points) > room and not chunk.alone:  # the rest goes in the next batch
-                self._chunks[0] = (offered, Chunk(chunk.points[room:]))
-                chunk = Chunk(chunk.points[:room])
+                self._chunks[0] = (offered, chunk._replace(points=chunk.points[room:]))
+                chunk = chunk._replace(points=chunk.points[:room], position=None)
             else:
                 self._chunks.popleft()
             batch.append(chunk)
@@ -199,54 +278,93 @@ class RemoteWriteQueue(Collector):
         points = [point for chunk in batch for point in chunk.points]
         size = len(points)
         attempt = 0
+        failing_since: float | None = None  # the first answer that counts against the budget
+        answered = False
         try:
             try:
                 body = await asyncio.to_thread(encode, points)  # ~10 ms per 2000 series
             except (ValueError, TypeError) as error:  # a bug, not the receiver's doing
                 self.failed_total["unencodable"] += size
                 log.error("remote write: cannot encode %d samples: %s", size, error)
+                answered = True
                 return
+            redelivery = all(chunk.redelivery for chunk in batch)
             while True:
-                delay = await self._attempt(client, body, size)
-                if delay is None:
+                retry = await self._attempt(client, body, size, redelivery)
+                if retry is None:
+                    answered = True
                     return
+                if retry.budgeted:
+                    now = time.monotonic()
+                    failing_since = now if failing_since is None else failing_since
+                    if now - failing_since >= self.options.retry_budget:
+                        self.failed_total["retries_exhausted"] += size
+                        log.error(
+                            "remote write: %d samples dropped: the receiver kept failing for "
+                            "%gs (--remote-write.retry-budget)",
+                            size,
+                            self.options.retry_budget,
+                            extra={"samples": size, "reason": "retries_exhausted"},
+                        )
+                        answered = True
+                        return
                 self.retried_total += size
                 backoff = min(self.options.max_backoff, self.options.min_backoff * 2**attempt)
                 backoff *= self._rng.uniform(0.5, 1.0)  # jitter: replicas do not retry in step
                 attempt += 1
                 if self._closing.is_set():  # the shutdown timeout is the limit now
                     backoff = min(backoff, self.options.min_backoff)
-                await asyncio.sleep(max(backoff, delay))
+                await asyncio.sleep(max(backoff, retry.delay))
         finally:
             self.queued -= size
             self._room.set()
+            if answered and self.wal is not None:
+                positions = [chunk.position for chunk in batch if chunk.position is not None]
+                if positions:
+                    self.wal.confirm(max(positions))
 
-    async def _attempt(self, client: httpx.AsyncClient, body: bytes, size: int) -> float | None:
-        """One request; ``None`` when done with this batch, else the least delay to retry."""
+    async def _attempt(
+        self, client: httpx.AsyncClient, body: bytes, size: int, redelivery: bool
+    ) -> _Retry | None:
+        """One request, answer included, within the timeout; ``None`` when done with this
+        batch."""
         try:
-            response = await client.post(self.options.url, content=body)
+            async with asyncio.timeout(self.options.timeout):
+                response = await client.post(self.options.url, content=body)
+                text = (await response.aread())[:300].decode("utf-8", "replace").strip()
+        except TimeoutError:
+            log.warning(
+                "remote write: no complete answer within %gs (%d samples will be retried)",
+                self.options.timeout,
+                size,
+            )
+            return _Retry(0.0, False)
         except (httpx.TransportError, RemoteWriteError) as error:
             log.warning("remote write: %s (%d samples will be retried)", _describe(error), size)
-            return 0.0
+            return _Retry(0.0, False)
         except Exception:  # a garbled answer (httpx.DecodingError), or a bug: never the end
             # of the sender, which would leave the queue filling with nothing sent
             log.exception("remote write: unexpected error (%d samples will be retried)", size)
-            return 0.0
+            return _Retry(0.0, True)
         status = response.status_code
         if 200 <= status < 300:
             self.sent_total += size
             self.last_success = self._wall_clock()
             return None
-        text = response.text[:300].strip()
-        if status == 429 or status >= 500:
+        if status == 429 or (status >= 500 and not hopeless(status, text)):
             log.warning(
                 "remote write: receiver answered %d (%d samples will be retried): %s",
                 status,
                 size,
                 text,
             )
-            return retry_after(response, self.options.max_backoff)
+            budgeted = status != 429 and status not in UNAVAILABLE
+            return _Retry(retry_after(response, self.options.max_backoff), budgeted)
         reason = failure_reason(status, text)
+        if redelivery and reason in _ALREADY_PRESENT:
+            self.already_present_total += size
+            log.debug("remote write: %d redelivered samples were already present", size)
+            return None
         self.failed_total[reason] += size
         log.warning(
             "remote write: receiver refused %d samples with %d (%s, not retried): %s",
@@ -277,7 +395,8 @@ class RemoteWriteQueue(Collector):
         )
         failed = CounterMetricFamily(
             prefix + "samples_failed",
-            "Samples the receiver refused with a 4xx other than 429 (not retried), by reason.",
+            "Samples lost: refused by the receiver (a 4xx other than 429, a 5xx saying they "
+            "are too old) or dropped after --remote-write.retry-budget, by reason.",
             labels=["reason"],
         )
         for reason, count in self.failed_total.items():
@@ -290,8 +409,14 @@ class RemoteWriteQueue(Collector):
         )
         yield CounterMetricFamily(
             prefix + "samples_dropped",
-            "Samples still queued when the shutdown timeout ran out.",
+            "Samples still queued when the shutdown timeout ran out, without a write-ahead log.",
             value=self.dropped_total,
+        )
+        yield CounterMetricFamily(
+            prefix + "samples_already_present",
+            "Samples of Zoom's redeliveries that the receiver refused because it had them "
+            "already (not a loss).",
+            value=self.already_present_total,
         )
         yield GaugeMetricFamily(
             prefix + "last_success_timestamp_seconds",

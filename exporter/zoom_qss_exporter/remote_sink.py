@@ -5,11 +5,14 @@ or ``event_ts`` for summaries), and ``zoom_participant_info`` (value 1 at ``even
 fleet histograms and counters and the exporter's own metrics are not sent: they are
 cumulative per process and stay on each replica's ``/metrics`` (docs/remote-write.md).
 
-Two pieces of per-replica state, both bounded in time:
+Two pieces of per-replica state, both bounded in time, and both kept in the write-ahead log
+(:mod:`.remote_wal`) so that a restart does not forget them:
 
-- the newest time already queued per sample stream. An item not newer than that (Zoom's
-  redelivery, or its retry of an event answered 503 while newer ones got through) is queued
-  in a chunk of its own, so that a receiver refusing it does not refuse good samples with it.
+- the newest time already queued per sample stream, and which of the 63 minutes before it
+  were queued. An item not newer than that (Zoom's redelivery, or its retry of an event
+  answered 503 while newer ones got through) is queued in a chunk of its own, so that a
+  receiver refusing it does not refuse good samples with it; if all of its minutes were
+  queued before, the chunk is a ``redelivery``, whose refusal means the engine has it.
 - per participant, the ``zoom_participant_info`` label set last queued and its time (and in
   ``merged`` mode the merged metadata), for ``--store.summary-ttl`` after their last event
   (at least ``--store.dedup-window``, as long as Zoom may redeliver an event) and for at
@@ -48,8 +51,9 @@ Zoom's redelivery of it is not a duplicate.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from .convert import Conversion, Owner
 from .families import INFO_LABELS, PARTICIPANT_INFO, Lifetime
@@ -62,7 +66,25 @@ StreamKey = tuple[bool, tuple[str, ...]]  # (per-sample lifetime?, the stream's 
 # Seconds: Prometheus refuses samples more than about an hour older than its newest ("out of
 # bounds"), and the whole request with them; Zoom's last retry comes an hour after the first.
 LATE_AFTER = 45 * 60.0
+# The grid on which a stream remembers what it queued: Zoom's per-minute items (and, roughly,
+# the phone samples of one minute), as the fleet ledger tells redeliveries apart.
+STEP = 60.0
 _INFO_KEYS = INFO_LABELS[3:]
+
+
+def stream_key(key: StreamKey) -> int:
+    """A 64-bit key for the ledger that is the same in every process (``hash`` of a string
+    is not), so that the ledger can be written down and read back by the next one."""
+    text = "\x1f".join(("1" if key[0] else "0", *key[1]))
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def point_stream(point: Point) -> StreamKey:
+    """The stream a point of a conversion's sample belongs to: its labels without ``stat``."""
+    family = point.family
+    labels = point.labels[:-1] if family.labels and family.labels[-1] == "stat" else point.labels
+    return (family.lifetime is Lifetime.SAMPLE, labels)
 
 
 class ChunkQueue(Protocol):
@@ -95,12 +117,12 @@ class RemoteWriteSink:
         self.max_owners = max_owners
         self.participant_info = participant_info
         self.late_after = late_after
-        self._ledger = RecentMap(window)  # keyed by hash(StreamKey), as the fleet ledger
+        self._ledger = RecentMap(window, marked=True)  # keyed by stream_key(StreamKey)
         self._info: dict[Owner, _Info] = {}
 
     def offer(self, conversion: Conversion, now: float) -> bool:
         """Queue the event's samples, all or nothing; False when the queue is full."""
-        chunks, newest = self._samples(conversion, now)
+        chunks, seen = self._samples(conversion, now)
         if self.participant_info is ParticipantInfo.EVENT:
             info, info_chunks = self._event_info(conversion, now)
         else:
@@ -108,45 +130,50 @@ class RemoteWriteSink:
         chunks.extend(info_chunks)
         if chunks and not self.queue.offer(chunks):
             return False
-        for key, timestamp in newest.items():
-            self._ledger.set(hash(key), timestamp)
+        for key, timestamp in seen:
+            self._ledger.sighting(key, timestamp, STEP)
         if info is not None and conversion.info is not None:
             self._info[conversion.info.owner] = info
         return True
 
     def _samples(
         self, conversion: Conversion, now: float
-    ) -> tuple[list[Chunk], dict[StreamKey, float]]:
-        """The in-order samples as one chunk, and the newest time of each stream in it; each
-        late item as a chunk of its own: late
-        against what was queued before, against an item of the same stream earlier in this
-        event, or older than ``late_after`` (a retry of a stream this replica never saw may
-        be older than the engine takes: Prometheus refuses the whole request then)."""
+    ) -> tuple[list[Chunk], list[tuple[int, float]]]:
+        """The in-order samples as one chunk, and each stream's items in this event; each
+        late item as a chunk of its own: late against what was queued before, against an item
+        of the same stream earlier in this event, or older than ``late_after`` (a retry of a
+        stream this replica never saw may be older than the engine takes: Prometheus refuses
+        the whole request then)."""
         oldest = now - self.late_after
         fresh: list[Point] = []
         chunks: list[Chunk] = []
-        newest: dict[StreamKey, float] = {}  # of the streams in ``fresh``
-        key: StreamKey | None = None
+        newest: dict[int, float] = {}  # of the streams in ``fresh``
+        seen: list[tuple[int, float]] = []
+        stream: tuple[str, ...] | None = None
+        lifetime: Lifetime | None = None
+        key = 0
         when = 0.0
         group = fresh
-        for family, stream, value, timestamp, stat in conversion.samples:
-            this = (family.lifetime is Lifetime.SAMPLE, stream)
-            if this != key or timestamp != when:
-                key, when = this, timestamp
+        for family, labels, value, timestamp, stat in conversion.samples:
+            if labels is not stream or family.lifetime is not lifetime or timestamp != when:
+                if labels != stream or family.lifetime is not lifetime:
+                    key = stream_key((family.lifetime is Lifetime.SAMPLE, labels))
+                stream, lifetime, when = labels, family.lifetime, timestamp
+                seen.append((key, timestamp))
                 known = newest.get(key)
                 if known is None:
-                    known = self._ledger.get(hash(key))
+                    known = self._ledger.get(key)
                 if (known is not None and timestamp <= known) or timestamp < oldest:
                     group = []
-                    chunks.append(Chunk(group, alone=True))
+                    again = not self._ledger.is_new(key, timestamp, STEP)
+                    chunks.append(Chunk(group, alone=True, redelivery=again))
                 else:
                     group = fresh
                     newest[key] = timestamp
-            labels = (*stream, stat) if stat else stream
-            group.append(Point(family, labels, value, timestamp))
+            group.append(Point(family, (*labels, stat) if stat else labels, value, timestamp))
         if fresh:
             chunks.insert(0, Chunk(fresh))
-        return chunks, newest
+        return chunks, seen
 
     def _event_info(self, conversion: Conversion, now: float) -> tuple[_Info | None, list[Chunk]]:
         """The event's own metadata, if it names more than a user, at the event's time; the
@@ -206,6 +233,48 @@ class RemoteWriteSink:
             marker = Point(PARTICIPANT_INFO, record.sent, STALE_NAN, update.timestamp + 0.001)
             chunks.append(Chunk([marker], alone=True))
         return _Info(timestamp, values, labels, update.timestamp, now), chunks
+
+    def state(self) -> dict[str, Any]:
+        """The ledger and the info records, as the write-ahead log keeps them."""
+        return {
+            "streams": self._ledger.entries(),
+            "info": [
+                [list(owner), r.timestamp, list(r.values), r.sent and list(r.sent), r.sent_at]
+                for owner, r in self._info.items()
+            ],
+        }
+
+    def restore(
+        self, state: dict[str, Any], records: list[list[tuple[bool, list[Point]]]], now: float
+    ) -> None:
+        """What an earlier process knew: its state, then the records it queued after it."""
+        self._ledger.load([(int(k), float(t), int(m)) for k, t, m in state.get("streams", [])])
+        for owner, timestamp, values, sent, sent_at in state.get("info", []):
+            self._info[(str(owner[0]), str(owner[1]), str(owner[2]))] = _Info(
+                float(timestamp),
+                tuple(values),
+                tuple(sent) if sent else None,
+                float(sent_at),
+                now,  # as if just seen: they expire a TTL after the restart at the latest
+            )
+        for chunks in records:
+            for _, points in chunks:
+                for point in points:
+                    if point.family is PARTICIPANT_INFO:
+                        self._restore_info(point, now)
+                    else:
+                        key = stream_key(point_stream(point))
+                        self._ledger.sighting(key, point.timestamp, STEP)
+
+    def _restore_info(self, point: Point, now: float) -> None:
+        if point.value != 1.0:  # a staleness marker ends the series it names, nothing more
+            return
+        owner = (point.labels[0], point.labels[1], point.labels[2])
+        record = self._info.get(owner)
+        if record is not None and record.sent_at > point.timestamp:
+            return
+        values = point.labels[3:]
+        self._info[owner] = _Info(point.timestamp, values, point.labels, point.timestamp, now)
 
     def expire(self, now: float) -> None:
         self._ledger.expire(now)
