@@ -473,7 +473,8 @@ def test_a_restarted_sink_knows_what_the_earlier_one_queued() -> None:
     assert before.offer(conversion(qos_event("2023-11-14T22:12:00Z")), NOW)
     written = [[(c.alone, c.points)] for c in queue.take()]
     from_state = (state, written[-1:])  # the newest state and the record after it
-    from_records = ({}, written)  # no state yet: every record
+    nothing: dict[str, Any] = {}
+    from_records = (nothing, written)  # no state yet: every record
 
     for known, records in (from_state, from_records):
         repeat = FakeQueue()
