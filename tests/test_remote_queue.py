@@ -545,3 +545,16 @@ def test_with_a_log_what_a_stop_leaves_is_sent_by_the_next_start(
     (samples,) = receiver.accepted().values()
     assert samples == [(round((T0 + i) * 1000), i / 1000) for i in range(10, 40)]
     assert WriteAheadLog(wal_options, time.time).recover().backlog == []
+
+
+def test_samples_hours_apart_go_in_separate_requests(receiver: FakeReceiver) -> None:
+    async def scenario() -> None:
+        queue = RemoteWriteQueue(options(receiver.url, batch_size=1000))
+        queue.start()
+        queue.offer([Chunk(points(5))])
+        queue.offer([Chunk(points(5, start=T0 + 600))])  # 10 minutes on: the same request
+        queue.offer([Chunk(points(5, start=T0 + 7200))])  # two hours on: another
+        await queue.close(10)
+
+    run(scenario)
+    assert [r.samples for r in receiver.requests] == [10, 5]

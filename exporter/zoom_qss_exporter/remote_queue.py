@@ -261,7 +261,7 @@ class RemoteWriteQueue(Collector):
         size = 0
         while self._chunks and size < o.batch_size:
             offered, chunk = self._chunks[0]
-            if batch and (chunk.alone or batch[0].alone):
+            if batch and (chunk.alone or batch[0].alone or _apart(batch[0], chunk)):
                 break
             room = o.batch_size - size
             if len(chunk.points) > room and not chunk.alone:  # the rest goes in the next batch
@@ -423,6 +423,16 @@ class RemoteWriteQueue(Collector):
             "When the receiver last accepted a request (Unix seconds; 0: never).",
             value=self.last_success,
         )
+
+
+# Samples further apart than this go in separate requests: an engine refuses a whole request
+# for samples older than it takes (Prometheus: its head's hour and out-of-order window), so a
+# backfill reaching back hours loses only its too-old requests, not the newer samples with them.
+SPAN = 30 * 60.0
+
+
+def _apart(first: Chunk, chunk: Chunk) -> bool:
+    return abs(chunk.points[0].timestamp - first.points[0].timestamp) > SPAN
 
 
 def _describe(error: Exception) -> str:

@@ -9,13 +9,19 @@ Two destinations:
   out-of-order window; docs/remote-write.md).
 - ``--target``: POST each event, signed anew, to a running exporter's webhook (a fresh one,
   to reproduce what happened); a 503 or 5xx is retried with backoff, as Zoom would.
+
+Whatever happens, a replay ends by ``--timeout`` and prints its report: what was sent, what
+the engine refused or what was given up (samples older than the engine takes are refused
+and counted, and the replay goes on with the rest), and the events it did not get to.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
+import signal
 import sys
 import time
 from collections import Counter
@@ -52,10 +58,16 @@ class ReplayReport:
     sent: int = 0
     failed: dict[str, int] = field(default_factory=dict)
     dropped: int = 0
+    not_replayed: int = 0  # events left when the deadline came
 
     @property
     def ok(self) -> bool:
-        return not self.problems and not any(self.failed.values()) and not self.dropped
+        return (
+            not self.problems
+            and not any(self.failed.values())
+            and not self.dropped
+            and not self.not_replayed
+        )
 
     def render(self) -> str:
         events = sum(self.outcomes.values())
@@ -88,6 +100,14 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
         default=next((t.strip() for t in environ.get(TOKEN_ENV, "").split(",") if t.strip()), ""),
         help=f"with --target: secret token to sign with (default: the first of {TOKEN_ENV}; "
         "none: unsigned)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=parse_duration,
+        default=3600.0,
+        help="longest the whole replay may take; then the events not yet replayed are counted "
+        "and reported, and what is still queued for remote write is dropped (default 1h; "
+        "a large backfill needs more)",
     )
     parser.add_argument(
         "--drain-timeout",
@@ -123,20 +143,38 @@ def run(args: argparse.Namespace) -> int:
         return 2
     report = ReplayReport(files=len(args.files))
     events = read_archive(args.files, report.problems)
+    deadline = time.monotonic() + args.timeout
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a stop still prints the report
     try:
         if options is not None:
             convert = ConvertOptions(
                 getattr(args, "privacy.user_name"), getattr(args, "privacy.hash_salt")
             )
-            asyncio.run(to_remote_write(events, options, convert, args.drain_timeout, report))
+            asyncio.run(
+                to_remote_write(events, options, convert, args.drain_timeout, report, deadline)
+            )
         else:
-            to_webhook(events, args.target, args.secret_token, args.drain_timeout, report)
+            to_webhook(events, args.target, args.secret_token, args.drain_timeout, report, deadline)
     except (OSError, RemoteWriteError) as error:
         print(report.render(), flush=True)
         print(f"zoom-qss-exporter replay: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        report.problems.append("interrupted: the events after the last one counted were not sent")
+        print(report.render(), flush=True)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if report.not_replayed:
+        report.problems.append(
+            f"--timeout ({args.timeout:g}s) reached: {report.not_replayed} events not replayed"
+        )
     print(report.render(), flush=True)
     return 0 if report.ok else 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 async def to_remote_write(
@@ -145,8 +183,10 @@ async def to_remote_write(
     convert: ConvertOptions,
     drain_timeout: float,
     report: ReplayReport,
+    deadline: float = math.inf,
 ) -> None:
-    """Each event through the pipeline into the queue, waiting whenever the queue is full."""
+    """Each event through the pipeline into the queue, waiting whenever the queue is full,
+    until ``deadline`` (monotonic); the rest is counted as not replayed."""
     queue = RemoteWriteQueue(options)
     # archived events are all old: sent together, in order (the engine needs an out-of-order
     # window for them anyway, docs/remote-write.md)
@@ -161,8 +201,12 @@ async def to_remote_write(
         sink,
     )
     queue.start()
+    remaining = iter(events)
     try:
-        for archived in events:
+        for archived in remaining:
+            if time.monotonic() >= deadline:
+                report.not_replayed = 1 + sum(1 for _ in remaining)
+                break
             name = archived.event.get("event")
             model = EVENT_MODELS.get(name) if isinstance(name, str) else None
             if model is None:
@@ -177,10 +221,18 @@ async def to_remote_write(
             while (outcome := pipeline.ingest(event, archived.received_at)) is (
                 Outcome.REJECTED_OVERLOAD
             ):
-                await queue.wait_for_room()
-            report.outcomes[outcome.value] += 1
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(queue.wait_for_room(), deadline - time.monotonic())
+                if time.monotonic() >= deadline:
+                    break
+            else:
+                report.outcomes[outcome.value] += 1
+                continue
+            report.not_replayed = 1 + sum(1 for _ in remaining)
+            break
     finally:
-        report.dropped = await queue.close(drain_timeout)
+        left = max(0.0, min(drain_timeout, deadline - time.monotonic()))
+        report.dropped = await queue.close(left)
         report.sent = queue.sent_total
         report.failed = dict(queue.failed_total)
 
@@ -191,13 +243,18 @@ def to_webhook(
     token: str,
     give_up_after: float,
     report: ReplayReport,
+    deadline: float = math.inf,
 ) -> None:
     """POST each event as Zoom would: its archived body (not re-serialised: numbers such as
     1e400 would come out as invalid JSON), signed now, retried on 5xx and transport errors."""
     with httpx.Client(timeout=10.0) as client:
-        for archived in events:
+        remaining = iter(events)
+        for archived in remaining:
+            if time.monotonic() >= deadline:
+                report.not_replayed = 1 + sum(1 for _ in remaining)
+                return
             body = archived.body
-            deadline = time.monotonic() + give_up_after
+            give_up = min(deadline, time.monotonic() + give_up_after)
             delay = 0.25
             while True:
                 headers = {"content-type": "application/json"}
@@ -212,7 +269,7 @@ def to_webhook(
                     status, answer = 0, str(error) or type(error).__name__
                 if 0 < status < 500:
                     break
-                if time.monotonic() + delay > deadline:
+                if time.monotonic() + delay > give_up:
                     break
                 time.sleep(delay)  # Zoom's retry, compressed: the exporter asked for it
                 delay = min(delay * 2, 10.0)
