@@ -17,12 +17,14 @@ import contextlib
 import json
 import math
 import os
+import resource
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,9 +60,24 @@ class Figures:
     duplicated: int = 0  # samples the engine holds more than once (VictoriaMetrics)
 
 
+def small_disk(limit: int) -> Callable[[], None]:
+    """In the child before it runs the exporter: no file can grow past ``limit`` bytes, and
+    a write past it fails with EFBIG (instead of the signal), as on a full disk."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
 @contextlib.contextmanager
 def exporter_process(
-    directory: Path, remote: str, wal: Path, *flags: str
+    directory: Path,
+    remote: str,
+    wal: Path,
+    *flags: str,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """The console script with remote write and its log in ``wal``; yields its URL and
     process (a test may kill it)."""
@@ -77,8 +94,14 @@ def exporter_process(
         *flags,
     ]
     url = f"http://127.0.0.1:{port}"
-    with (directory / f"exporter-{port}.log").open("w") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+    with (directory / f"exporter-{port}.log").open("wb") as log:
+        # through a pipe: a file size limit of the child (small_disk) must not cut its log
+        process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn
+        )
+        assert process.stdout is not None
+        pump = threading.Thread(target=shutil.copyfileobj, args=(process.stdout, log), daemon=True)
+        pump.start()
         try:
             wait_for("the exporter", lambda: _ready(url, process))
             yield url, process
@@ -86,6 +109,8 @@ def exporter_process(
             if process.poll() is None:
                 process.terminate()
             process.wait(timeout=60)
+            pump.join(timeout=10)
+            process.stdout.close()
 
 
 def _ready(url: str, process: subprocess.Popen[bytes]) -> bool | None:
@@ -296,22 +321,22 @@ def test_a_too_old_500_is_dropped_and_the_queue_moves_on(tmp_path: Path) -> None
     ancient = rounds(14, 2, now - 150 * 60, meetings=2, participants=2)
     figures = Figures()
     accepted: Samples = {}
+    failed = "zoom_qss_exporter_remote_write_samples_failed_total"
     with receiver(tmp_path, ooo_window="10m") as (prometheus, _):
-        with exporter_process(tmp_path, f"{prometheus}/api/v1/write", tmp_path / "wal", *FAST) as (
-            url,
-            _,
-        ):
+        remote, wal = f"{prometheus}/api/v1/write", tmp_path / "wal"
+        with exporter_process(tmp_path, remote, wal, *FAST) as (url, _):
             accept(url, fresh_batches[0] + fresh_batches[1], accepted, figures)
             wait_for("the queue to drain", lambda: drained(url))
             for event in [e for batch in ancient for e in batch]:
                 assert post(url, event).status_code == 200
             accept(url, fresh_batches[2] + fresh_batches[3], accepted, figures)
             wait_for("the queue to drain", lambda: drained(url), timeout=60)
-            too_old = metric(
-                url, "zoom_qss_exporter_remote_write_samples_failed_total", reason="too_old"
-            )
+            too_old = metric(url, failed, reason="too_old")
             assert too_old > 0
         got = stored(prometheus)
+        # what was lost is still counted after a restart (the log's checkpoint keeps it)
+        with exporter_process(tmp_path, remote, wal, *FAST) as (url, _):
+            assert metric(url, failed, reason="too_old") == too_old
     assert count(figures, accepted, got).lost == 0
 
 
@@ -374,3 +399,65 @@ def merge_all(events: list[Event]) -> Samples:
     for event in events:
         merge(out, samples_of(event))
     return out
+
+
+def test_a_full_disk_answers_503_and_keeps_serving(tmp_path: Path) -> None:
+    """The log cannot grow (a file size limit stands in for a full disk): events are refused
+    with a 503 that says why, Zoom delivers them again; once the engine has taken the backlog
+    the log makes room and events are accepted again, and nothing answered 200 is lost (on
+    an engine with an out-of-order window, which Zoom's redeliveries need: docs/remote-write.md)."""
+    start = (time.time() // 60 - 30) * 60
+    events = [e for b in rounds(18, 8, start, meetings=3, participants=3) for e in b]
+    port = free_port()
+    storage = tmp_path / "prometheus"
+    storage.mkdir()
+    remote = f"http://127.0.0.1:{port}/api/v1/write"
+    accepted: Samples = {}
+    refused: list[Event] = []
+    figures = Figures()
+    flags = (*FAST, "--no-remote-write.wal-fsync")
+    with exporter_process(
+        tmp_path, remote, tmp_path / "wal", *flags, preexec_fn=small_disk(60_000)
+    ) as (url, process):
+        for event in events:  # the engine is down: the log fills up
+            answer = post(url, event)
+            assert answer.status_code in (200, 503), answer.text
+            if answer.status_code == 200:
+                merge(accepted, samples_of(event))
+                figures.acknowledged += 1
+            else:
+                assert "log cannot be written" in answer.json()["error"]
+                refused.append(event)
+        assert refused, "the log filled up"
+        assert httpx.get(url + "/-/healthy").status_code == 200
+        overload = metric(
+            url,
+            "zoom_qss_exporter_events_total",
+            event="meeting.participant_qos",
+            outcome="rejected_overload",
+        )
+        assert overload > 0
+        # an out-of-order window: a redelivery taken after a newer event of its stream is late
+        with receiver(storage, port, ooo_window="2h") as (prometheus, _):
+            for _ in range(20):  # Zoom's redeliveries, until each is taken (bounded)
+                wait_for("the queue to drain", lambda: drained(url), timeout=60)
+                again, refused = refused, []
+                for event in again:
+                    answer = post(url, event)
+                    if answer.status_code == 200:
+                        merge(accepted, samples_of(event))
+                        figures.acknowledged += 1
+                    else:
+                        refused.append(event)
+                if not refused:
+                    break
+            assert not refused, "the log made room once the engine took the backlog"
+            wait_for("the queue to drain", lambda: drained(url), timeout=60)
+            got = stored(prometheus)
+            health = exporter_metrics(url)
+            assert not [v for (n, _), v in health.items() if n.endswith("failed_total") and v]
+
+        assert process.poll() is None, "still running"
+    count(figures, accepted, got)
+    print(f"\nfull disk figures: {figures}, {overload:g} QoS events answered 503 first")
+    assert figures.lost == 0

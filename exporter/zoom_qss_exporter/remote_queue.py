@@ -126,15 +126,14 @@ class RemoteWriteQueue(Collector):
         samples = sum(len(chunk.points) for chunk in chunks)
         if not self.has_room(samples):
             return False
-        if self.wal is not None:
-            kept = [chunk for chunk in chunks if chunk.points]
+        kept = [chunk for chunk in chunks if chunk.points]
+        if self.wal is not None and kept:  # a record no batch would answer for is never logged
             try:
                 position = self.wal.append([(chunk.alone, chunk.points) for chunk in kept])
             except WALError as error:
                 log.error("remote write: %s: the event is refused (503)", error)
                 return False
-            if kept:
-                chunks = [*kept[:-1], kept[-1]._replace(position=position)]
+            chunks = [*kept[:-1], kept[-1]._replace(position=position)]
         now = time.monotonic()
         for chunk in chunks:
             if chunk.points:

@@ -219,18 +219,29 @@ class WriteAheadLog:
         ):
             self._rotate()
         try:
-            if self._fd < 0:
-                self._reopen()
-            written = os.write(self._fd, line)
-            if written != len(line):
-                raise OSError(28, "No space left on device (short write)")
+            self._write(line)
         except OSError as error:
             self.errors_total += 1
             self._undo()
-            raise WALError(f"cannot append to the remote-write log: {error.strerror}") from None
+            if not (self._size and self._confirmed >= Position(self._segment, self._size)):
+                raise WALError(f"cannot append to the remote-write log: {error.strerror}") from None
+            # A full disk, but all of this segment was answered for: a new segment frees it.
+            self._rotate()
+            try:
+                self._write(line)
+            except OSError as again:
+                self.errors_total += 1
+                self._undo()
+                raise WALError(f"cannot append to the remote-write log: {again.strerror}") from None
         self._size += len(line)
         self._written += 1
         return Position(self._segment, self._size)
+
+    def _write(self, line: bytes) -> None:
+        if self._fd < 0:
+            self._reopen()
+        if os.write(self._fd, line) != len(line):
+            raise OSError(28, "No space left on device (short write)")
 
     async def synced(self) -> None:
         """Until every record appended so far is on disk: one fdatasync for all the events
@@ -359,7 +370,13 @@ class WriteAheadLog:
     def _remove_old(self) -> None:
         """Segments before both the first unanswered record and the newest state, and states
         older than the newest."""
-        keep = min(self._confirmed.segment, self._state_segment)
+        confirmed = self._confirmed.segment
+        if confirmed < self._segment:  # its end answered for: it holds nothing unanswered
+            with contextlib.suppress(OSError):
+                path = self.directory / f"segment-{confirmed:08d}.wal"
+                if path.stat().st_size <= self._confirmed.offset:
+                    confirmed += 1
+        keep = min(confirmed, self._state_segment)
         for number in self._numbered(_SEGMENT):
             if number < keep:
                 with contextlib.suppress(OSError):
