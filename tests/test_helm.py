@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -24,9 +25,10 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import time
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,10 @@ from zoom_qss_exporter.config import TOKEN_ENV, Settings, add_serve_arguments, l
 from zoom_qss_exporter.convert import ConvertOptions, UserNameMode
 from zoom_qss_exporter.flags import env_name
 from zoom_qss_exporter.remote_client import ParticipantInfo
+from zoom_qss_exporter.remote_config import DEFAULT_WAL_DIRECTORY
+from zoom_qss_exporter.remote_wal import WALOptions
 from zoom_qss_exporter.security import MetricsAuth
+from zoom_qss_exporter.signature import sign_headers
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "helm" / "zoom-qss-exporter"
@@ -57,6 +62,15 @@ CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 NOT_IN_VALUES = {
     "--zoom.secret-token-file": f"the token reaches the container as {TOKEN_ENV} from a Secret",
 }
+# Where the chart mounts remote write's write-ahead log (--remote-write.wal-directory).
+WAL_MOUNT = "/var/lib/zoom-qss-exporter/wal"
+REMOTE_URL = "http://mimir.example.com/api/v1/push"
+REMOTE = ["--set", f"config.remoteWrite.url={REMOTE_URL}"]
+PERSISTENT = [*REMOTE, "--set", "config.remoteWrite.wal.persistence.enabled=true"]
+WAL_ON_A_CLAIM = {"url": REMOTE_URL, "wal": {"persistence": {"enabled": True}}}
+# The Secret the chart's Deployment waits for when no token is given.
+WAITED_FOR = {f"{RELEASE}-zoom-qss-exporter/secret-token": "t"}
+SURGE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
 
 Manifest = dict[str, Any]
 
@@ -150,6 +164,15 @@ def env_of(docs: list[Manifest]) -> dict[str, Manifest]:
     return {item["name"]: item for item in container(docs)["env"]}
 
 
+def pod_volumes(docs: list[Manifest]) -> dict[str, Manifest]:
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    return {volume["name"]: volume for volume in pod["volumes"]}
+
+
+def volume_mounts(docs: list[Manifest]) -> dict[str, Manifest]:
+    return {mount["name"]: mount for mount in container(docs)["volumeMounts"]}
+
+
 def chart_yaml() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load((CHART / "Chart.yaml").read_text())
     return data
@@ -193,10 +216,10 @@ def _kube_versions() -> list[str]:
     return [oldest.group(1), newest]
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_renderings_pass_kubernetes_schemas(rendered: dict[str, list[Manifest]], case: str) -> None:
+def assert_valid(docs: list[Manifest]) -> None:
+    """Every object but the Prometheus operator's passes the Kubernetes schemas."""
     for version in _kube_versions():
-        for doc in rendered[case]:
+        for doc in docs:
             if doc["kind"] in CRD_KINDS:
                 continue
             try:
@@ -204,6 +227,11 @@ def test_renderings_pass_kubernetes_schemas(rendered: dict[str, list[Manifest]],
             except kubernetes_validate.ValidationError as error:
                 where = ".".join(map(str, error.path))
                 pytest.fail(f"{doc['kind']} {where}: {error.message} (Kubernetes {version})")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_renderings_pass_kubernetes_schemas(rendered: dict[str, list[Manifest]], case: str) -> None:
+    assert_valid(rendered[case])
 
 
 def test_schema_validation_is_effective(rendered: dict[str, list[Manifest]]) -> None:
@@ -232,7 +260,7 @@ def test_default_rendering_has_only_the_core_objects(rendered: dict[str, list[Ma
 def test_all_optional_parts_render(rendered: dict[str, list[Manifest]]) -> None:
     kinds = {doc["kind"] for doc in rendered["all-features"]}
     expected = {"Deployment", "Service", "ServiceAccount", "Secret", "Ingress"}
-    expected |= {"PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor"}
+    expected |= {"PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "PersistentVolumeClaim"}
     assert expected <= kinds
     if top_level_rule_groups():
         assert "PrometheusRule" in kinds
@@ -292,7 +320,7 @@ def test_image_entrypoint_and_replicas(rendered: dict[str, list[Manifest]]) -> N
     docs = rendered["default"]
     deployment = one(docs, "Deployment")
     assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert deployment["spec"]["strategy"] == SURGE
     main = container(docs)
     assert "command" not in main, "the image's ENTRYPOINT runs zoom-qss-exporter"
     assert main["args"] == dockerfile_exec_form("CMD") == ["serve"]
@@ -372,10 +400,20 @@ def test_every_serve_flag_is_reachable_from_values(rendered: dict[str, list[Mani
     assert not missing, f"serve flags with no value in the chart (values.yaml config.*): {missing}"
 
 
-def test_chart_defaults_are_the_exporters_defaults(rendered: dict[str, list[Manifest]]) -> None:
+def test_chart_defaults_are_the_exporters_defaults(
+    helm: Helm, rendered: dict[str, list[Manifest]]
+) -> None:
     docs = rendered["default"]
-    env = resolved_env(docs, {f"{RELEASE}-zoom-qss-exporter/secret-token": "t"})
+    env = resolved_env(docs, WAITED_FOR)
     assert load_settings([], env) == load_settings([], {TOKEN_ENV: "t"})
+    # With remote write on, config.remoteWrite's defaults are the exporter's too, but for the
+    # write-ahead log's directory: the exporter's is relative to the working directory (in the
+    # image /, read-only and not the user's), the chart's is the volume it mounts.
+    exporter = load_settings([], {TOKEN_ENV: "t", env_name("--remote-write.url"): REMOTE_URL})
+    assert exporter.wal == WALOptions(DEFAULT_WAL_DIRECTORY)
+    assert not DEFAULT_WAL_DIRECTORY.startswith("/")
+    chart = load_settings([], resolved_env(helm.template(*REMOTE), WAITED_FOR))
+    assert chart == replace(exporter, wal=WALOptions(WAL_MOUNT))
 
 
 def test_all_features_settings_reach_the_exporter(rendered: dict[str, list[Manifest]]) -> None:
@@ -414,8 +452,9 @@ def test_all_features_settings_reach_the_exporter(rendered: dict[str, list[Manif
     assert remote.tls_insecure_skip_verify and not remote.bearer_token_file
     assert (remote.timeout, remote.queue_capacity, remote.batch_size) == (20, 100000, 1000)
     assert (remote.flush_interval, remote.min_backoff, remote.max_backoff) == (2, 0.1, 30)
-    assert remote.shutdown_timeout == 10
+    assert (remote.shutdown_timeout, remote.retry_budget) == (10, 120)
     assert remote.participant_info is ParticipantInfo.EVENT  # not the default
+    assert settings.wal == WALOptions(WAL_MOUNT, fsync=False)
     archive = settings.archive
     assert archive is not None and archive.directory == "/var/lib/zoom-qss-exporter/archive"
     assert (archive.max_bytes, archive.max_files) == (1048576, 5)
@@ -463,6 +502,170 @@ def test_demo_runs_without_token_or_verification(rendered: dict[str, list[Manife
     assert not of_kind(docs, "Secret") and not of_kind(docs, "ServiceAccount")
     settings = load_settings([], resolved_env(docs, {}))
     assert settings.skip_signature_verification and not settings.per_participant
+
+
+# --- remote write's write-ahead log ------------------------------------------------------------
+
+
+def test_each_replica_keeps_its_log_on_an_empty_dir(rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["remote-write"]
+    assert pod_volumes(docs)["wal"] == {"name": "wal", "emptyDir": {"sizeLimit": "1Gi"}}
+    assert volume_mounts(docs)["wal"] == {"name": "wal", "mountPath": WAL_MOUNT}
+    assert not of_kind(docs, "PersistentVolumeClaim")
+    settings = load_settings([], resolved_env(docs, {}))
+    assert settings.wal == WALOptions(WAL_MOUNT, fsync=True)
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 3, "an emptyDir is each pod's own"
+    assert deployment["spec"]["strategy"] == SURGE
+
+
+def test_all_features_keep_the_log_on_a_claim_of_the_chart(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    docs = rendered["all-features"]
+    claim = one(docs, "PersistentVolumeClaim")
+    name = f"{RELEASE}-zoom-qss-exporter-wal"
+    assert claim["metadata"]["name"] == name
+    assert claim["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    assert claim["spec"] == {
+        "accessModes": ["ReadWriteOncePod"],
+        "storageClassName": "fast-ssd",
+        "resources": {"requests": {"storage": "5Gi"}},
+    }
+    assert pod_volumes(docs)["wal"] == {"name": "wal", "persistentVolumeClaim": {"claimName": name}}
+    assert volume_mounts(docs)["wal"] == {"name": "wal", "mountPath": WAL_MOUNT}
+    deployment = one(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}, "a surge pod could not mount it"
+
+
+@pytest.mark.parametrize(
+    ("args", "claim", "spec"),
+    [
+        (
+            [],
+            f"{RELEASE}-zoom-qss-exporter-wal",
+            {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "2Gi"}}},
+        ),
+        (
+            ["--set", "config.remoteWrite.wal.persistence.storageClassName=-"],
+            f"{RELEASE}-zoom-qss-exporter-wal",
+            {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "",
+                "resources": {"requests": {"storage": "2Gi"}},
+            },
+        ),
+        (
+            ["--set", "config.remoteWrite.wal.persistence.existingClaim=zoom-qss-wal"],
+            "zoom-qss-wal",
+            None,
+        ),
+    ],
+    ids=["defaults", "no-provisioning", "existing-claim"],
+)
+def test_the_log_on_a_claim(
+    helm: Helm, args: list[str], claim: str, spec: dict[str, Any] | None
+) -> None:
+    docs = helm.template(*PERSISTENT, *args)
+    assert_valid(docs)
+    claims = of_kind(docs, "PersistentVolumeClaim")
+    if spec is None:
+        assert not claims, "the user's own claim"
+    else:
+        assert [c["metadata"]["name"] for c in claims] == [claim]
+        assert claims[0]["spec"] == spec
+        assert "annotations" not in claims[0]["metadata"]
+    assert pod_volumes(docs)["wal"] == {
+        "name": "wal",
+        "persistentVolumeClaim": {"claimName": claim},
+    }
+    assert volume_mounts(docs)["wal"]["mountPath"] == WAL_MOUNT
+    assert one(docs, "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert load_settings([], resolved_env(docs, WAITED_FOR)).wal == WALOptions(WAL_MOUNT)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"strategy": {"type": "Recreate"}},
+        {
+            "strategy": {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+            "config": {"remoteWrite": WAL_ON_A_CLAIM},
+        },
+        {
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxSurge": "0%", "maxUnavailable": 1},
+            },
+            "config": {"remoteWrite": WAL_ON_A_CLAIM},
+        },
+    ],
+    ids=["recreate", "claim-no-surge", "claim-no-surge-percent"],
+)
+def test_a_strategy_of_the_users_is_kept(
+    helm: Helm, tmp_path: Path, values: dict[str, Any]
+) -> None:
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values))
+    deployment = one(helm.template("--values", path), "Deployment")
+    assert deployment["spec"]["strategy"] == values["strategy"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["--set", "config.remoteWrite.wal.persistence.enabled=true"]],
+    ids=["defaults", "persistence-without-url"],
+)
+def test_no_log_and_no_volume_without_remote_write(helm: Helm, args: list[str]) -> None:
+    docs = helm.template(*args)
+    assert not of_kind(docs, "PersistentVolumeClaim")
+    assert list(pod_volumes(docs)) == ["tmp"]
+    assert list(volume_mounts(docs)) == ["tmp"]
+    assert not [name for name in env_of(docs) if name.startswith("ZOOM_QSS_REMOTE_WRITE")]
+    assert one(docs, "Deployment")["spec"]["strategy"] == SURGE
+    settings = load_settings([], resolved_env(docs, WAITED_FOR))
+    assert settings.remote_write is None and settings.wal is None
+
+
+def test_the_log_turned_off_reaches_the_exporter_and_mounts_nothing(helm: Helm) -> None:
+    docs = helm.template(*PERSISTENT, "--set", "config.remoteWrite.wal.enabled=false")
+    env = env_of(docs)
+    assert env["ZOOM_QSS_REMOTE_WRITE_WAL"]["value"] == "false"
+    assert "ZOOM_QSS_REMOTE_WRITE_WAL_DIRECTORY" not in env
+    assert not of_kind(docs, "PersistentVolumeClaim")
+    assert list(pod_volumes(docs)) == ["tmp"]
+    assert one(docs, "Deployment")["spec"]["strategy"] == SURGE
+    settings = load_settings([], resolved_env(docs, WAITED_FOR))
+    assert settings.remote_write is not None and settings.wal is None
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([], None),
+        (
+            REMOTE,
+            "on an emptyDir: it outlives a restart of the container (a crash, an OOM kill), "
+            "not the pod",
+        ),
+        (
+            PERSISTENT,
+            f"on PersistentVolumeClaim {RELEASE}-zoom-qss-exporter-wal: it outlives the pod",
+        ),
+        (
+            [*REMOTE, "--set", "config.remoteWrite.wal.enabled=false"],
+            "WARNING: no write-ahead log (config.remoteWrite.wal.enabled=false)",
+        ),
+    ],
+    ids=["pull", "empty-dir", "claim", "off"],
+)
+def test_notes_say_what_the_log_survives(helm: Helm, args: list[str], says: str | None) -> None:
+    notes = " ".join(helm.notes(*args).split())
+    if says is None:
+        assert "Remote write" not in notes
+    else:
+        assert says in notes
 
 
 # --- the secret token ------------------------------------------------------------------------
@@ -566,6 +769,19 @@ def test_existing_secret_carries_the_hash_salt(rendered: dict[str, list[Manifest
         ),
         ({"replicaCount": 2}, "set config.remoteWrite.url"),
         (
+            {"replicaCount": 2, "config": {"remoteWrite": WAL_ON_A_CLAIM}},
+            "config.remoteWrite.wal.persistence needs replicaCount: 1: each exporter process "
+            "needs a write-ahead log of its own",
+        ),
+        (
+            {"strategy": {"type": "RollingUpdate"}, "config": {"remoteWrite": WAL_ON_A_CLAIM}},
+            "a RollingUpdate with a surge pod starts the new pod while the old one still uses",
+        ),
+        (
+            {"strategy": SURGE["rollingUpdate"], "config": {"remoteWrite": WAL_ON_A_CLAIM}},
+            "a RollingUpdate with a surge pod",
+        ),
+        (
             {
                 "config": {
                     "remoteWrite": {
@@ -609,6 +825,27 @@ def test_impossible_combinations_fail_clearly(
         ({"ingress": {"hosts": ["https://zoom.example.com/webhook"]}}, "/ingress/hosts/0"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy"),
         ({"secretTokn": "x"}, "'secretTokn' not allowed"),
+        (
+            {"config": {"remoteWrite": {"retryBudget": "5 minutes"}}},
+            "/config/remoteWrite/retryBudget",
+        ),
+        ({"config": {"remoteWrite": {"wal": {"fsync": "no"}}}}, "/config/remoteWrite/wal/fsync"),
+        (
+            {"config": {"remoteWrite": {"wal": {"persistence": {"size": "lots"}}}}},
+            "/config/remoteWrite/wal/persistence/size",
+        ),
+        (
+            {
+                "config": {
+                    "remoteWrite": {"wal": {"persistence": {"accessModes": ["ReadOnlyMany"]}}}
+                }
+            },
+            "/config/remoteWrite/wal/persistence/accessModes/0",
+        ),
+        (
+            {"config": {"remoteWrite": {"wal": {"emptyDir": {"sizeLimt": "1Gi"}}}}},
+            "'sizeLimt' not allowed",
+        ),
     ],
 )
 def test_schema_rejects_wrong_values(
@@ -1039,11 +1276,12 @@ def _build_stage_context(tmp_path: Path) -> Path:
 
 
 def test_wheel_from_the_build_stage_runs_as_the_chart_runs_it(
-    tmp_path: Path, rendered: dict[str, list[Manifest]]
+    helm: Helm, tmp_path: Path, rendered: dict[str, list[Manifest]]
 ) -> None:
     """What the image's two stages do, without Docker: `pip wheel` the build stage's context,
     install only those wheels (no index) into a fresh virtualenv, then run the entrypoint with the
-    chart's arguments and environment and probe it where the chart's probes look."""
+    chart's arguments and environment and probe it where the chart's probes look; with remote
+    write, its write-ahead log is on the chart's volume and nothing is written elsewhere."""
     context = _build_stage_context(tmp_path)
     wheels = tmp_path / "wheels"
     pip_env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
@@ -1080,19 +1318,61 @@ def test_wheel_from_the_build_stage_runs_as_the_chart_runs_it(
     assert version.stdout.strip() == f"zoom-qss-exporter {__version__}"
 
     docs = rendered["default"]
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOOM_")}
-    env.update(resolved_env(docs, {f"{RELEASE}-zoom-qss-exporter/secret-token": "t"}))
-    env.update(PYTHONDONTWRITEBYTECODE="1", ZOOM_QSS_WEB_LISTEN_ADDRESS=f"127.0.0.1:{port}")
-    main = container(docs)
-    argv = [str(entrypoint), *main["args"]]
-    workdir = tmp_path / "cwd"
+    workdir = tmp_path / "cwd"  # the image's is /, read-only: nothing may be written there
     workdir.mkdir()
-    with serving("the installed wheel", argv, port, tmp_path / "serve.log", env=env, cwd=workdir):
-        base = f"http://127.0.0.1:{port}"
+    with running_as_the_chart(entrypoint, docs, tmp_path / "default", workdir) as (base, env):
+        main = container(docs)
         for probe in ("livenessProbe", "readinessProbe"):
             assert httpx.get(base + main[probe]["httpGet"]["path"]).status_code == 200
         metrics = httpx.get(base + env["ZOOM_QSS_WEB_TELEMETRY_PATH"])
         assert "zoom_qss_exporter_build_info" in metrics.text
         unsigned = httpx.post(base + env["ZOOM_QSS_WEB_WEBHOOK_PATH"], json={"event": "x"})
         assert unsigned.status_code == 401
+
+    # With remote write (to a port where nothing listens): an event answered 200 is in the
+    # write-ahead log, on the volume the chart mounts for it.
+    remote = f"http://127.0.0.1:{free_port()}/api/v1/write"
+    docs = helm.template(
+        "--set",
+        f"config.remoteWrite.url={remote}",
+        "--set",
+        "config.remoteWrite.shutdownTimeout=1s",
+    )
+    volumes = tmp_path / "remote-write"
+    with running_as_the_chart(entrypoint, docs, volumes, workdir) as (base, env):
+        body = ROOT / "tests" / "fixtures" / "zoom-examples" / "meeting.participant_qos.json"
+        content = body.read_bytes()
+        headers = {"content-type": "application/json"}
+        headers.update(sign_headers("t", int(time.time()), content))
+        answer = httpx.post(
+            base + env["ZOOM_QSS_WEB_WEBHOOK_PATH"], content=content, headers=headers
+        )
+        assert answer.status_code == 200, answer.text
+        assert env["ZOOM_QSS_REMOTE_WRITE_WAL_DIRECTORY"] == str(volumes / "wal")
+        segments = list((volumes / "wal").glob("segment-*.wal"))
+        assert sum(segment.stat().st_size for segment in segments) > 0, segments
+    assert list(workdir.iterdir()) == [], "the exporter wrote to its working directory"
+
+
+@contextlib.contextmanager
+def running_as_the_chart(
+    entrypoint: Path, docs: list[Manifest], volumes: Path, workdir: Path
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """The installed console script with the container's arguments and environment, each volume
+    the chart mounts standing in as a directory under ``volumes`` (paths in the environment
+    follow); yields its URL and environment."""
+    chart = resolved_env(docs, WAITED_FOR)
+    for mount in container(docs)["volumeMounts"]:
+        local = volumes / mount["name"]
+        local.mkdir(parents=True)
+        for name, value in chart.items():
+            if value == mount["mountPath"] or value.startswith(mount["mountPath"] + "/"):
+                chart[name] = str(local) + value.removeprefix(mount["mountPath"])
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOOM_")}
+    env.update(chart)
+    env.update(PYTHONDONTWRITEBYTECODE="1", ZOOM_QSS_WEB_LISTEN_ADDRESS=f"127.0.0.1:{port}")
+    argv = [str(entrypoint), *container(docs)["args"]]
+    log = volumes / "serve.log"
+    with serving("the installed wheel", argv, port, log, env=env, cwd=workdir) as base:
+        yield base, env

@@ -146,3 +146,52 @@ read-only at /etc/zoom-qss-exporter/remote-write. Fails on settings that cannot 
 {{- end }}
 {{- if and $rw.url (or $rw.bearerToken.secretName $rw.basicAuth.passwordSecretName (and $rw.tls.secretName (or $rw.tls.caKey $rw.tls.certKey))) }}true{{ end }}
 {{- end }}
+
+{{/*
+"true" when remote write keeps its write-ahead log on a volume of the pod, mounted at
+/var/lib/zoom-qss-exporter/wal: config.remoteWrite.url with wal.enabled.
+*/}}
+{{- define "zoom-qss-exporter.wal" -}}
+{{- $rw := .Values.config.remoteWrite }}
+{{- if and $rw.url $rw.wal.enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+"true" when that volume is a PersistentVolumeClaim (wal.persistence.enabled) rather than an
+emptyDir.
+*/}}
+{{- define "zoom-qss-exporter.walClaim" -}}
+{{- if and (include "zoom-qss-exporter.wal" .) .Values.config.remoteWrite.wal.persistence.enabled }}true{{ end }}
+{{- end }}
+
+{{/*
+Name of the write-ahead log's claim: existingClaim, else the one the chart creates.
+*/}}
+{{- define "zoom-qss-exporter.walClaimName" -}}
+{{- default (printf "%s-wal" (include "zoom-qss-exporter.fullname" .)) .Values.config.remoteWrite.wal.persistence.existingClaim }}
+{{- end }}
+
+{{/*
+The Deployment's strategy: .Values.strategy, else RollingUpdate with a surge pod, or Recreate
+with the write-ahead log's claim. Fails when a rollout would start a pod on that claim while the
+old one still uses it: a ReadWriteOnce claim cannot be mounted on two nodes (the rollout would
+wait for ever), and two processes must never share one log.
+*/}}
+{{- define "zoom-qss-exporter.strategy" -}}
+{{- $strategy := .Values.strategy }}
+{{- $claim := include "zoom-qss-exporter.walClaim" . }}
+{{- if not $strategy }}
+{{- if $claim }}
+{{- $strategy = dict "type" "Recreate" }}
+{{- else }}
+{{- $strategy = dict "type" "RollingUpdate" "rollingUpdate" (dict "maxSurge" 1 "maxUnavailable" 0) }}
+{{- end }}
+{{- end }}
+{{- if and $claim (ne (toString (default "RollingUpdate" $strategy.type)) "Recreate") }}
+{{- $surge := toString (dig "rollingUpdate" "maxSurge" "25%" $strategy) }}
+{{- if not (has $surge (list "0" "0%")) }}
+{{- fail "config.remoteWrite.wal.persistence: a RollingUpdate with a surge pod starts the new pod while the old one still uses the write-ahead log's claim: a ReadWriteOnce claim cannot be attached on another node (the rollout would never finish), and two processes must not share one log. Leave strategy empty (Recreate is then the default), or set strategy.type: Recreate, or strategy.rollingUpdate.maxSurge: 0 with maxUnavailable: 1" }}
+{{- end }}
+{{- end }}
+{{- toYaml $strategy }}
+{{- end }}
