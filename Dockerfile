@@ -39,7 +39,13 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     && pip uninstall --yes setuptools wheel \
     && groupadd --system --gid 65532 exporter \
     && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
-       --shell /usr/sbin/nologin exporter
+       --shell /usr/sbin/nologin exporter \
+    && install -d -o 65532 -g 65532 -m 0700 /var/lib/zoom-qss-exporter
+# The working directory holds remote write's write-ahead log by default (data/remote-write, as
+# Prometheus keeps data/ in its working directory): writable by the user, and a volume, so a
+# plain `docker run` with --remote-write.url works and keeps the log across container restarts.
+WORKDIR /var/lib/zoom-qss-exporter
+VOLUME /var/lib/zoom-qss-exporter
 USER 65532:65532
 EXPOSE 9981
 ENTRYPOINT ["zoom-qss-exporter"]

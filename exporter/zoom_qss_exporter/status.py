@@ -19,7 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from enum import Enum
 from typing import Any, NamedTuple
 
 from . import __version__
@@ -33,7 +32,9 @@ HOUR = 3600.0
 URL_VALIDATION_CYCLE = 72 * HOUR  # Zoom validates the endpoint again every 72 hours
 SKEW_LIMIT = 60.0  # seconds between Zoom's event_ts and our clock before the checklist warns
 
-SUMMARY_EVENTS = frozenset(name for name in EVENT_MODELS if name.endswith("_summary") and "qos" in name)
+SUMMARY_EVENTS = frozenset(
+    name for name in EVENT_MODELS if name.endswith("_summary") and "qos" in name
+)
 DATA_EVENTS = frozenset(name for name in EVENT_MODELS if "_data" in name)
 EVENTS = (*sorted(EVENT_MODELS), URL_VALIDATION)  # the rows of the events table
 
@@ -90,7 +91,9 @@ class Deliveries:
         ``event_ts`` is Zoom's time of an authentic event (Unix seconds), for the skew."""
         now = self.clock()
         self.recent.append(
-            Delivery(now, event, outcome, status, reason[:200], seconds, request_id[:REQUEST_ID_CHARS])
+            Delivery(
+                now, event, outcome, status, reason[:200], seconds, request_id[:REQUEST_ID_CHARS]
+            )
         )
         tally = self.events.get(event)
         if tally is None:  # not a bounded label: never a new row
@@ -121,12 +124,6 @@ class Check(NamedTuple):
     detail: str
 
 
-class State(Enum):
-    OK = "ok"
-    WARN = "warn"
-    WAIT = "wait"
-
-
 def checklist(deliveries: Deliveries, now: float, webhook_path: str) -> list[Check]:
     """The setup checklist, from what the webhook has seen: each line ok, or with a hint."""
     tallies = deliveries.events
@@ -137,14 +134,13 @@ def checklist(deliveries: Deliveries, now: float, webhook_path: str) -> list[Che
         times = [tallies[n].last_accepted for n in names if tallies[n].last_accepted is not None]
         return max(times) if times else None  # type: ignore[type-var]
 
-    qss = [name for name in EVENT_MODELS]
-    newest = last(qss)
+    newest = last(EVENT_MODELS)
     if newest is not None and now - newest <= HOUR:
         checks.append(Check("events arriving", "ok", f"last accepted {_ago(now - newest)} ago"))
     else:
         refused = sum(t.refused for t in tallies.values())
         hint = (
-            f"no QSS event accepted in the last hour{'' if newest is None else ''}: check that "
+            "no QSS event accepted in the last hour: check that "
             f"the subscription is active and its endpoint URL ends in {webhook_path}"
         )
         if tallies[UNVERIFIED].refused:
@@ -223,7 +219,9 @@ def _ago(seconds: float) -> str:
     return f"{seconds / HOUR:.1f} h"
 
 
-def snapshot(deliveries: Deliveries, now: float, webhook_path: str, parts: dict[str, Any]) -> dict[str, Any]:
+def snapshot(
+    deliveries: Deliveries, now: float, webhook_path: str, parts: dict[str, Any]
+) -> dict[str, Any]:
     """The page's data, as ``/status.json`` serves it (docs/status.md)."""
     return {
         "version": __version__,
@@ -237,3 +235,87 @@ def snapshot(deliveries: Deliveries, now: float, webhook_path: str, parts: dict[
         "deliveries": [d._asdict() for d in reversed(deliveries.recent)],
         **parts,
     }
+
+
+_STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;max-width:1200px}
+h1{font-size:1.4em}h2{font-size:1.1em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.4em 0}td,th{padding:.2em .6em;border-bottom:1px solid #ddd;
+text-align:left;vertical-align:top}th{background:#f4f4f4}.num{text-align:right}
+.ok{color:#1a7f37}.warn{color:#b35900;font-weight:bold}.wait{color:#666}
+code{font-size:.95em}
+"""
+_MARK = {"ok": "\u2714 ok", "warn": "\u26a0 check", "wait": "\u2026 not yet"}
+
+
+def render_html(data: dict[str, Any]) -> str:
+    """The page: plain HTML, no script, no external asset; every value escaped."""
+    e = html.escape
+
+    def when(stamp: float | None) -> str:
+        if stamp is None:
+            return "never"
+        text = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stamp))
+        return f"{text} UTC ({_ago(data['now'] - stamp)} ago)"
+
+    def table(head: Iterable[str], rows: Iterable[Iterable[object]], cls: str = "") -> str:
+        out = [f'<table class="{e(cls)}"><tr>' + "".join(f"<th>{e(h)}</th>" for h in head)]
+        out.append("</tr>")
+        for row in rows:
+            out.append("<tr>" + "".join(f"<td>{e(str(cell))}</td>" for cell in row) + "</tr>")
+        out.append("</table>")
+        return "".join(out)
+
+    checks = "".join(
+        f'<tr class="check" data-state="{e(c["state"])}"><td>{e(c["name"])}</td>'
+        f'<td class="{e(c["state"])}">{e(_MARK.get(c["state"], c["state"]))}</td>'
+        f"<td>{e(c['detail'])}</td></tr>"
+        for c in data["checklist"]
+    )
+    events = "".join(
+        f'<tr class="event" data-event="{e(name)}"><td><code>{e(name)}</code></td>'
+        f'<td class="num">{t["accepted"]}</td><td class="num">{t["stale"]}</td>'
+        f'<td class="num">{t["refused"]}</td><td>{e(when(t["last_accepted"]))}</td>'
+        f"<td>{e(t['last_outcome'] or '-')}</td></tr>"
+        for name, t in data["events"].items()
+    )
+    deliveries = "".join(
+        f'<tr class="delivery" data-event="{e(d["event"])}" data-outcome="{e(d["outcome"])}">'
+        f"<td>{e(time.strftime('%H:%M:%S', time.gmtime(d['time'])))}</td>"
+        f"<td><code>{e(d['event'])}</code></td><td>{e(d['outcome'])}</td>"
+        f'<td class="num">{d["status"]}</td><td>{e(d["reason"])}</td>'
+        f'<td class="num">{d["seconds"] * 1000:.1f} ms</td>'
+        f"<td><code>{e(d['request_id'])}</code></td></tr>"
+        for d in data["deliveries"]
+    )
+    token = data["last_token_position"]
+    parts = []
+    for title, key in (
+        ("Store", "store"),
+        ("Remote write", "remote_write"),
+        ("Archive", "archive"),
+    ):
+        part = data.get(key)
+        if part:
+            parts.append(f"<h2>{e(title)}</h2>" + table(("", ""), part.items(), key))
+    listeners = ", ".join(str(x) for x in data.get("listeners", []))
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        "<title>Zoom QSS exporter</title>"
+        f"<style>{_STYLE}</style></head><body>"
+        f"<h1>Zoom QSS exporter</h1><p>Version {e(data['version'])}, up "
+        f"{e(_ago(data['uptime_seconds']))}, listening on {e(listeners)}; Zoom posts to "
+        f"<code>{e(data.get('webhook_path', ''))}</code>. Last delivery verified with "
+        f"{e('no token yet' if token is None else f'secret token #{token}')}. "
+        f'<a href="{e(data.get("telemetry_path", "/metrics"))}">metrics</a> · '
+        '<a href="/status.json">status.json</a> · <a href="/-/healthy">healthy</a> · '
+        '<a href="/-/ready">ready</a> · <a href="/openapi.json">OpenAPI</a></p>'
+        '<h2>Setup checklist</h2><table id="checklist">'
+        f"<tr><th>check</th><th>state</th><th>detail</th></tr>{checks}</table>"
+        '<h2>Events</h2><table id="events"><tr><th>event</th><th>accepted</th><th>stale</th>'
+        f"<th>refused</th><th>last accepted</th><th>last outcome</th></tr>{events}</table>"
+        f"<h2>Last {len(data['deliveries'])} deliveries</h2>"
+        '<table id="deliveries"><tr><th>time (UTC)</th><th>event</th><th>outcome</th>'
+        "<th>status</th><th>reason</th><th>handling</th><th>request id</th></tr>"
+        f"{deliveries}</table>{''.join(parts)}</body></html>"
+    )
