@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def chromium(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(argv, capture_output=True, text=True, timeout=120)
 
 
-def post_signed(url: str, document: dict[str, object], token: str) -> httpx.Response:
+def post_signed(url: str, document: Mapping[str, object], token: str) -> httpx.Response:
     body = json.dumps(document).encode()
     headers = {"content-type": "application/json", **sign_headers(token, int(time.time()), body)}
     return httpx.post(url + "/webhook", content=body, headers=headers, timeout=10)
@@ -134,4 +135,3 @@ def test_the_page_shows_every_simulated_event_and_the_forged_request(tmp_path: P
     assert data["last_token_position"] == 1
     text = json.dumps(data)
     assert "@" not in text, "no e-mail address, nor any other personal data"
-

@@ -233,3 +233,27 @@ def test_an_unusable_directory_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_positions_order_records() -> None:
     assert Position(1, 500) < Position(2, 10) < Position(2, 11)
+
+
+def test_a_state_with_a_lone_surrogate_is_written_and_read_back(tmp_path: Path) -> None:
+    state = {"info": [[["meeting", "m\ud800", "p"], 1.0, ["x"], None, 1.0]]}
+    wal = new_log(tmp_path)
+    wal.recover()
+    wal.state_source = lambda: state
+    wal.start()
+    wal.close()
+    assert new_log(tmp_path).recover().state == state
+
+
+def test_an_unreadable_checkpoint_starts_from_the_beginning_of_what_is_kept(
+    tmp_path: Path,
+) -> None:
+    wal = new_log(tmp_path)
+    wal.recover()
+    wal.start()
+    kept = wal.append([(False, points(1))])
+    wal.confirm(kept)
+    wal.close()
+    (tmp_path / CHECKPOINT).write_bytes(b'{"confirmed": [1, ')  # cut short
+    recovered = new_log(tmp_path).recover()
+    assert [end for end, _ in recovered.backlog] == [kept], "sent again rather than lost"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import os
@@ -85,21 +86,11 @@ def encode_record(chunks: list[tuple[bool, list[Point]]]) -> bytes:
         [alone, [[p.family.name, p.labels, _value_out(p.value), p.timestamp] for p in points]]
         for alone, points in chunks
     ]
-    try:
-        return orjson.dumps(document) + b"\n"
-    except orjson.JSONEncodeError:  # a lone surrogate in a label: the standard library escapes it
-        import json
-
-        return json.dumps(document, separators=(",", ":")).encode() + b"\n"
+    return _dumps(document) + b"\n"
 
 
 def decode_record(line: bytes) -> list[tuple[bool, list[Point]]]:
-    try:
-        document = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        import json
-
-        document = json.loads(line)  # the escaped surrogates of encode_record's fallback
+    document = _loads(line)
     chunks = []
     for alone, points in document:
         chunks.append(
@@ -155,7 +146,7 @@ class WriteAheadLog:
         try:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             checkpoint = self._read_json(self.directory / CHECKPOINT) or {}
-            confirmed = Position(*checkpoint.get("confirmed", (0, 0)))
+            confirmed = _position(checkpoint.get("confirmed"))
             states = self._numbered(_STATE)
             segments = self._numbered(_SEGMENT)
             state: dict[str, Any] = {}
@@ -404,10 +395,12 @@ class WriteAheadLog:
     @staticmethod
     def _read_json(path: Path) -> dict[str, Any] | None:
         try:
-            document = orjson.loads(path.read_bytes())
+            data = path.read_bytes()
         except FileNotFoundError:
             return None
-        except orjson.JSONDecodeError:
+        try:
+            document = _loads(data)
+        except ValueError:
             log.error("remote write: %s is unreadable, ignored", path)
             return None
         return document if isinstance(document, dict) else None
@@ -415,11 +408,38 @@ class WriteAheadLog:
     @staticmethod
     def _write_json(path: Path, document: dict[str, Any]) -> None:
         """Whole or not at all: a temporary file, synced, renamed over the old one."""
+        data = _dumps(document)
         partial = path.with_name(path.name + ".partial")
         fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, orjson.dumps(document))
+            if os.write(fd, data) != len(data):
+                raise OSError(28, "No space left on device (short write)")
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(partial, path)
+
+
+def _dumps(document: object) -> bytes:
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError:  # a lone surrogate in a label: the standard library escapes it
+        return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)  # the escaped surrogates of _dumps' fallback
+
+
+def _position(value: object) -> Position:
+    """The checkpoint's position; the start of the log when it is not one."""
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(n, int) and n >= 0 for n in value)
+    ):
+        return Position(value[0], value[1])
+    return Position(0, 0)
