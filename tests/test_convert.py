@@ -183,12 +183,11 @@ def test_summary_time_is_event_ts() -> None:
 
 def test_user_name_policy() -> None:
     event = example("session.user_qos")
-    plain = run(event).info
-    assert plain is not None and plain.values["user_name"] == "example"
-    off = run(event, ConvertOptions(user_name=UserNameMode.OFF)).info
-    assert off is not None and off.values["user_name"] == ""
-    hashed = run(event, ConvertOptions(user_name=UserNameMode.HASH, hash_salt="s")).info
-    assert hashed is not None
+    (plain,) = run(event).info
+    assert plain.values["user_name"] == "example"
+    (off,) = run(event, ConvertOptions(user_name=UserNameMode.OFF)).info
+    assert off.values["user_name"] == ""
+    (hashed,) = run(event, ConvertOptions(user_name=UserNameMode.HASH, hash_salt="s")).info
     assert hashed.values["user_name"] not in ("", "example")
     assert len(hashed.values["user_name"]) == 16
 
@@ -199,8 +198,7 @@ def test_descriptive_label_values_are_cut_to_the_label_value_limit() -> None:
     item = event["payload"]["object"]["participant"]["data"][0]
     item["device"] = "d" * 5000
     item["camera"] = "c" * MAX_LABEL_VALUE
-    info = run(event).info
-    assert info is not None
+    (info,) = run(event).info
     assert info.values["user_name"] == "n" * (MAX_LABEL_VALUE - 1) + "…"
     assert info.values["device"] == "d" * (MAX_LABEL_VALUE - 1) + "…"
     assert info.values["camera"] == "c" * MAX_LABEL_VALUE  # at the limit: kept whole
@@ -211,8 +209,8 @@ def test_deprecated_location_is_a_fallback() -> None:
     item = event["payload"]["object"]["participant"]["data"][0]
     del item["location"]
     item["Location"] = "Berlin"
-    info = run(event).info
-    assert info is not None and info.values["location"] == "Berlin"
+    (info,) = run(event).info
+    assert info.values["location"] == "Berlin"
 
 
 def test_mos_estimate_for_audio_with_latency_jitter_and_loss() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from conftest import LiveExporter, LiveFactory, example, key, series_of
+from conftest import LiveExporter, LiveFactory, example, key, ongoing_call, series_of
 from zoom_qss_exporter import families as f
 from zoom_qss_exporter.convert import Conversion, InfoUpdate, Sample
 from zoom_qss_exporter.store import SeriesStore, StoreLimits
@@ -176,7 +176,7 @@ def test_two_items_of_one_type_in_one_event_keep_the_newer(live_factory: LiveFac
 
 
 def test_phone_summary_ends_that_partys_per_sample_series(live: LiveExporter) -> None:
-    live.post(example("phone.call_qos"))
+    live.post(ongoing_call())
     assert series_of(live.metrics(), "zoom_phone_mos")
     live.post(example("phone.call_qos_summary"))
     metrics = live.metrics()
@@ -231,11 +231,10 @@ def test_older_data_event_only_fills_gaps() -> None:
     store = SeriesStore(StoreLimits())
     owner = ("meeting", "m", "p")
     blank = dict.fromkeys(f.INFO_LABELS[3:], "")
-    store.apply(Conversion(owner, info=InfoUpdate(owner, {**blank, "device": "Mac"}, 200.0)), 0.0)
-    store.apply(
-        Conversion(owner, info=InfoUpdate(owner, {**blank, "device": "WIN", "camera": "C"}, 100.0)),
-        1.0,
-    )
+    mac = InfoUpdate(f.PARTICIPANT_INFO, owner, {**blank, "device": "Mac"}, 200.0)
+    store.apply(Conversion(owner, info=[mac]), 0.0)
+    win = InfoUpdate(f.PARTICIPANT_INFO, owner, {**blank, "device": "WIN", "camera": "C"}, 100.0)
+    store.apply(Conversion(owner, info=[win]), 1.0)
     ((labels, _),) = store.series(f.PARTICIPANT_INFO)
     values = dict(zip(f.INFO_LABELS, labels, strict=True))
     assert values["device"] == "Mac"
