@@ -114,8 +114,19 @@ def test_every_family_gets_sorted_unique_labels_with_its_name(family: f.Family) 
 
 
 def test_empty_values_are_left_out() -> None:
-    values = ("meeting", "uuid", "p1", "Ada", "Mac", "", "", "SC", "", "", "", "", "")
-    values += ("", "", "", "GoogleChromeSAB 130")
+    values = (
+        "meeting",
+        "uuid",
+        "p1",
+        "Ada",
+        "Mac",
+        "",
+        "",
+        "SC",
+        *[""] * 7,
+        "",
+        "GoogleChromeSAB 130",
+    )
     labels = dict(series_labels(PARTICIPANT_INFO, values))
     assert labels == {
         "__name__": "zoom_participant_info",
