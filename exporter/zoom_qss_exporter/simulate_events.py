@@ -245,6 +245,9 @@ class Fleet:
                 {
                     "product": i.product,
                     "meeting_id": i.meeting_id,
+                    # what people know it by: the meeting number (meetings, webinars; Zoom
+                    # sends it in some events only) or the session's name
+                    "known_as": i.name if i.product == "session" else i.number,
                     "participants": [
                         {
                             "participant_id": p.participant_id,
