@@ -13,7 +13,8 @@ adds is counted (:meth:`_Model.unknown_fields`) instead of passing unnoticed.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from functools import cache
+from typing import Annotated, Any, ClassVar, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -68,14 +69,30 @@ class _Model(BaseModel):
     def unknown_fields(self) -> int:
         """Fields neither read nor documented, here and in the objects and lists below (QoS
         ``details`` excepted: the conversion counts those, field by field)."""
-        count = sum(1 for name in self.model_extra or () if name not in self._documented)
-        for name in type(self).model_fields:
-            value = getattr(self, name)
-            if isinstance(value, _Model):
-                count += value.unknown_fields()
-            elif isinstance(value, list):
-                count += sum(v.unknown_fields() for v in value if isinstance(v, _Model))
+        extra = self.__pydantic_extra__
+        count = sum(1 for name in extra if name not in self._documented) if extra else 0
+        values = self.__dict__
+        for name, many in _nested(type(self)):
+            if many:
+                for item in values[name]:
+                    count += item.unknown_fields()
+            else:
+                count += values[name].unknown_fields()
         return count
+
+
+@cache
+def _nested(model: type[_Model]) -> tuple[tuple[str, bool], ...]:
+    """The fields of ``model`` that hold models: (name, a list of them?). Read once per class:
+    counting unknown fields runs on every event."""
+    out = []
+    for name, info in model.model_fields.items():
+        kind, args = get_origin(info.annotation), get_args(info.annotation)
+        if isinstance(info.annotation, type) and issubclass(info.annotation, _Model):
+            out.append((name, False))
+        elif kind is list and isinstance(args[0], type) and issubclass(args[0], _Model):
+            out.append((name, True))
+    return tuple(out)
 
 
 class _Item(_Model):
