@@ -3,7 +3,8 @@
 Sent: every per-participant and per-call gauge sample, at Zoom's own time of it (``date_time``,
 or ``event_ts`` for summaries), and the info series ``zoom_participant_info`` and
 ``zoom_phone_party_info`` (value 1 at ``event_ts``; a call party's as a participant's, below,
-written from every phone event since each names the party's role and network). The
+once an event named the party's network: Zoom names it on some samples only, and a replica
+that saw none would write a second series without it). The
 fleet histograms and counters and the exporter's own metrics are not sent: they are
 cumulative per process and stay on each replica's ``/metrics`` (docs/remote-write.md).
 
@@ -71,12 +72,12 @@ InfoKey = tuple[Family, tuple[str, ...]]
 
 
 def _described(family: Family, values: tuple[str, ...]) -> bool:
-    """Worth writing: a participant's info once a data item described them (a replica that
-    saw only their QoS events would otherwise write a second, emptier series); a call
-    party's always (every phone event names its role and network)."""
+    """Worth writing: a participant's info once a data item described them, a call party's
+    once an event named its network (a replica that saw only QoS events, or only samples
+    without a network, would otherwise write a second, emptier series)."""
     if family is PARTICIPANT_INFO:
         return any(values[i] for i in _FROM_DATA)
-    return True
+    return any(values)
 
 
 class ChunkQueue(Protocol):
