@@ -224,8 +224,11 @@ def variable(
     multi: bool = False,
     description: str = "",
     custom: bool = False,
+    regex: str = "",
 ) -> Json:
-    """A query (``label_values(...)``) or custom (``a,b``) variable; multi ones offer All."""
+    """A query (``label_values(...)``, or ``query_result(...)`` with a ``regex`` whose named
+    groups ``text`` and ``value`` make each option) or custom (``a,b``) variable; multi ones
+    offer All."""
     out: Json = {
         "name": name,
         "label": label,
@@ -248,7 +251,7 @@ def variable(
             "definition": query,
             "refresh": 2,  # on time range change
             "sort": 1,
-            "regex": "",
+            "regex": regex,
         }
     return out
 

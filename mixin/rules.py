@@ -33,6 +33,12 @@ _INFO_QUERY = (
     " {{ .Labels.network_type }}, data center {{ .Labels.data_center }}){{ end }}"
 )
 WHO = f"participant {{{{ $labels.participant_id }}}}{_INFO_QUERY}"
+# " on WiFi": the call party's network, from zoom_phone_party_info, when Zoom named one
+_NETWORK_QUERY = (
+    '{{ with printf "zoom_phone_party_info{call_id=%q,user_id=%q,role=%q}" '
+    "$labels.call_id $labels.user_id $labels.role | query }}"
+    '{{ with . | first | label "network" }} on {{ . }}{{ end }}{{ end }}'
+)
 WHERE = "in {{ $labels.product }} {{ $labels.meeting_id }}"
 _go_float: Callable[[float], str] = floatToGoString  # spells ``le`` as the exporter does
 
@@ -276,7 +282,8 @@ def _participant_alerts(config: Config) -> list[Rule]:
             "warning",
             f"Zoom audio quality is poor (MOS below {mos}).",
             '{{ if eq $labels.product "phone" }}Phone call {{ $labels.call_id }}, '
-            "{{ $labels.role }} {{ $labels.user_id }}, {{ $labels.direction }}: MOS"
+            f"{{{{ $labels.role }}}} {{{{ $labels.user_id }}}}{_NETWORK_QUERY}, "
+            "{{ $labels.direction }}: MOS"
             f"{{{{ else }}}}{{{{ $labels.qos_type }}}} of {WHO} {WHERE}: estimated MOS"
             '{{ end }} {{ printf "%.2f" $value }}, below '
             f"{mos} for {config.mos_for.text}.",

@@ -32,6 +32,14 @@ def example(name: str) -> dict[str, Any]:
     return data
 
 
+def ongoing_call() -> dict[str, Any]:
+    """Zoom's phone.call_qos example as sent during the call: its ``call_end_time`` is "" (the
+    example's is set, and a set one ends the call's per-sample series)."""
+    event = example("phone.call_qos")
+    event["payload"]["object"]["call_end_time"] = ""
+    return event
+
+
 class FakeClock:
     """The exporter's clock, moved by the test instead of by sleeping."""
 

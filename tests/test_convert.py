@@ -183,12 +183,11 @@ def test_summary_time_is_event_ts() -> None:
 
 def test_user_name_policy() -> None:
     event = example("session.user_qos")
-    plain = run(event).info
-    assert plain is not None and plain.values["user_name"] == "example"
-    off = run(event, ConvertOptions(user_name=UserNameMode.OFF)).info
-    assert off is not None and off.values["user_name"] == ""
-    hashed = run(event, ConvertOptions(user_name=UserNameMode.HASH, hash_salt="s")).info
-    assert hashed is not None
+    (plain,) = run(event).info
+    assert plain.values["user_name"] == "example"
+    (off,) = run(event, ConvertOptions(user_name=UserNameMode.OFF)).info
+    assert off.values["user_name"] == ""
+    (hashed,) = run(event, ConvertOptions(user_name=UserNameMode.HASH, hash_salt="s")).info
     assert hashed.values["user_name"] not in ("", "example")
     assert len(hashed.values["user_name"]) == 16
 
@@ -199,8 +198,7 @@ def test_descriptive_label_values_are_cut_to_the_label_value_limit() -> None:
     item = event["payload"]["object"]["participant"]["data"][0]
     item["device"] = "d" * 5000
     item["camera"] = "c" * MAX_LABEL_VALUE
-    info = run(event).info
-    assert info is not None
+    (info,) = run(event).info
     assert info.values["user_name"] == "n" * (MAX_LABEL_VALUE - 1) + "…"
     assert info.values["device"] == "d" * (MAX_LABEL_VALUE - 1) + "…"
     assert info.values["camera"] == "c" * MAX_LABEL_VALUE  # at the limit: kept whole
@@ -211,8 +209,8 @@ def test_deprecated_location_is_a_fallback() -> None:
     item = event["payload"]["object"]["participant"]["data"][0]
     del item["location"]
     item["Location"] = "Berlin"
-    info = run(event).info
-    assert info is not None and info.values["location"] == "Berlin"
+    (info,) = run(event).info
+    assert info.values["location"] == "Berlin"
 
 
 def test_mos_estimate_for_audio_with_latency_jitter_and_loss() -> None:
@@ -231,3 +229,101 @@ def test_mos_estimate_for_audio_with_latency_jitter_and_loss() -> None:
     assert "zoom_qos_mos_estimate" not in {
         s.family.name for s in run(with_details(no_value)).samples
     }
+
+
+def test_kb_s_and_thousands_separators_and_half_resolutions_through_conversion() -> None:
+    out = run(with_details({"bitrate": "63 kb/s", "resolution": "640*0"}, "video_input"))
+    got = values(out)
+    assert got[("zoom_qos_bitrate_bytes_per_second", ("video_input",))] == 7875.0
+    assert not [s for s in out.samples if "resolution" in s.family.name]  # no fake 0 width
+    assert out.skipped == []
+    thousands = values(run(with_details({"bitrate": "1,234 kbps"})))
+    assert thousands[("zoom_qos_bitrate_bytes_per_second", ("audio_input",))] == 154_250.0
+
+
+def info_of(conversion: Conversion) -> dict[str, str]:
+    (update,) = conversion.info
+    return update.values
+
+
+def test_client_and_device_detail_of_data_summaries() -> None:
+    info = info_of(run(example("session.user_data_summary")))
+    assert info["client"] == "Web video sdk 1.12.10"
+    assert info["device_detail"] == "GoogleChromeSAB 130"
+    assert info_of(run(example("meeting.participant_data")))["client"] == ""  # not sent there
+
+
+def test_meeting_number_and_session_name() -> None:
+    meeting = info_of(run(example("meeting.participant_data_summary")))
+    assert (meeting["meeting_number"], meeting["session_name"]) == ("1234567890", "")
+    event = copy.deepcopy(example("meeting.participant_qos"))
+    event["payload"]["object"]["id"] = 85746065432  # a number in JSON is the same number
+    assert info_of(run(event))["meeting_number"] == "85746065432"
+    session = info_of(run(example("session.user_qos")))
+    assert (session["meeting_number"], session["session_name"]) == ("", "My Session")
+    # a per-minute event that names nobody and no meeting only refreshes the info series
+    assert info_of(run(example("meeting.participant_qos"))) == {}
+
+
+def test_unknown_fields_outside_details_are_counted_once_each() -> None:
+    event = copy.deepcopy(example("meeting.participant_data_summary"))
+    event["brand_new_envelope_field"] = 1
+    event["payload"]["new_payload_field"] = "x"
+    event["payload"]["object"]["new_object_field"] = {"nested": "not counted twice"}
+    participant = event["payload"]["object"]["participant"]
+    participant["new_participant_field"] = "x"
+    participant["data"][0]["new_data_field"] = "x"
+    participant["data"][0]["another"] = None
+    out = run(event)
+    assert out.skipped == ["unknown_field"] * 6
+    # documented fields that are read past on purpose (personal data among them) are not
+    assert run(example("meeting.participant_data_summary")).skipped == []
+    qos = with_details({"latency": "1 ms"})
+    qos["payload"]["object"]["participant"]["qos"][0]["new_item_field"] = "x"
+    assert run(qos).skipped == ["unknown_field"]
+    call = example("phone.call_qos")
+    call["payload"]["object"]["call_qos"]["new_party_field"] = "x"
+    call["payload"]["object"]["new_call_field"] = "x"
+    assert run(call).skipped == ["unknown_field"] * 2
+    summary = example("phone.call_qos_summary")
+    summary["payload"]["object"]["call_qos"][0]["new_party_field"] = "x"
+    assert run(summary).skipped == ["unknown_field"]
+
+
+def test_phone_network_becomes_the_partys_info() -> None:
+    (update,) = run(example("phone.call_qos")).info
+    assert update.family is f.PHONE_PARTY_INFO
+    assert update.key == ("6971668082545971778", "KLN56y2cSzu0pWxUSec4RQ", "caller")
+    assert update.values == {"network": "LAN"}
+    assert update.timestamp == 1626759486.127  # event_ts, as zoom_participant_info's
+    summary = copy.deepcopy(example("phone.call_qos_summary"))
+    samples = summary["payload"]["object"]["call_qos"][0]["qos"]
+    samples[0]["details"]["network"] = "WiFi"
+    samples[-1]["details"]["network"] = "VPN"  # the last one Zoom names wins
+    (party,) = run(summary).info
+    assert party.values == {"network": "VPN"}
+    del samples[-1]["details"]["network"]
+    assert [i.values for i in run(summary).info] == [{"network": "WiFi"}]
+    without = copy.deepcopy(example("phone.call_qos"))
+    del without["payload"]["object"]["call_qos"]["qos"]["details"]["network"]
+    assert [i.values for i in run(without).info] == [{"network": ""}]
+    wrong = copy.deepcopy(example("phone.call_qos"))
+    wrong["payload"]["object"]["call_qos"]["qos"]["details"]["network"] = {"type": "LAN"}
+    odd = run(wrong)
+    assert [i.values for i in odd.info] == [{"network": ""}]
+    assert odd.skipped == ["invalid_value"]
+
+
+def test_a_set_call_end_time_ends_the_call() -> None:
+    assert run(example("phone.call_qos")).ended_calls == ["6971668082545971778"]
+    assert run(example("phone.call_qos_summary")).ended_calls == ["6971668082545971778"]
+    ongoing = copy.deepcopy(example("phone.call_qos"))
+    ongoing["payload"]["object"]["call_end_time"] = ""
+    assert run(ongoing).ended_calls == []
+    del ongoing["payload"]["object"]["call_end_time"]
+    assert run(ongoing).ended_calls == []
+    ongoing["payload"]["object"]["call_end_time"] = "soon"
+    unreadable = run(ongoing)
+    assert unreadable.ended_calls == []
+    assert unreadable.skipped == ["invalid_date_time"]
+    assert len(unreadable.samples) == 6  # the samples themselves are fine

@@ -36,6 +36,7 @@ UNITS = {  # Grafana unit ids used here; bytes/s are shown as bits/s (queries mu
 BUILTINS = {"__rate_interval", "__interval", "__range", "__url_time_range", "__data"}
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 _LABEL_VALUES = re.compile(r"^label_values\((?:(.*),\s*)?([a-z_]+)\)$", re.S)
+_QUERY_RESULT = re.compile(r"^query_result\((.*)\)$", re.S)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -75,7 +76,9 @@ def queries(board: dict[str, Any]) -> Iterator[tuple[str, str]]:
         for target in panel["targets"]:
             yield f"{board['uid']}: {panel['title']} {target['refId']}", target["expr"]
     for var in variables(board).values():
-        if var["type"] == "query":
+        if var["type"] == "query" and (result := _QUERY_RESULT.match(var["query"])):
+            yield f"{board['uid']}: variable {var['name']}", result.group(1)
+        elif var["type"] == "query":
             match = _LABEL_VALUES.match(var["query"])
             assert match, var["query"]
             selector = match.group(1) or "{__name__=~'.+'}"
@@ -365,6 +368,37 @@ def test_drilldown_is_product_meeting_participant() -> None:
     )
 
 
+def grafana_options(regex: str, results: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """(text, value) of a query_result variable's options, as Grafana makes them: each result
+    rendered as ``{label="value",...} 1 <ms>``, then matched by the variable's regex (a
+    JavaScript ``/.../`` with named groups, which Python spells ``(?P<name>...)``)."""
+    pattern = re.compile(regex.strip("/").replace("(?<", "(?P<"))
+    options = []
+    for labels in results:
+        line = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "} 1 1700000000000"
+        match = pattern.search(line)
+        assert match, line
+        options.append((match.group("text"), match.group("value")))
+    return options
+
+
+def test_meeting_picker_shows_number_or_name_and_selects_the_uuid() -> None:
+    board = load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-meeting"))
+    picker = variables(board)["meeting"]
+    assert picker["query"].startswith("query_result(")
+    uuid = "4444AAAiAAAAAiAiAiiAii=="
+    results = [
+        {"meeting_id": uuid, "picker": f"1234567890 · {uuid}"},
+        {"meeting_id": "a/b+c==", "picker": "Board meeting · Q3 · a/b+c=="},
+        {"picker": " · gkBE2XmnRJq42wHoMox/5g==", "meeting_id": "gkBE2XmnRJq42wHoMox/5g=="},
+    ]
+    assert grafana_options(picker["regex"], results) == [
+        (f"1234567890 · {uuid}", uuid),
+        ("Board meeting · Q3 · a/b+c==", "a/b+c=="),
+        ("gkBE2XmnRJq42wHoMox/5g==", "gkBE2XmnRJq42wHoMox/5g=="),
+    ]
+
+
 def test_queries_read_only_metrics_that_exist(board: dict[str, Any]) -> None:
     known = known_metrics()
     for where, expr in queries(board):
@@ -429,3 +463,135 @@ def test_a_merged_table_has_one_row_per_call_party_and_direction(tmp_path: Path)
         "tests": [{"interval": "1m", "input_series": input_series, "promql_expr_test": tests}]
     }
     promtool_test(tmp_path / "ended_calls.yaml", unit_test)
+
+
+def test_the_meeting_picker_gives_one_option_per_instance(tmp_path: Path) -> None:
+    """promtool evaluates the picker's query: m1's participants named its number (one of them
+    twice, and one not at all: its events carried none), m2 named none; a session has its name.
+    One option each, with the number or name when any participant gave it."""
+    board = load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-meeting"))
+    query = _QUERY_RESULT.match(variables(board)["meeting"]["query"])
+    assert query
+    info = [
+        'product="meeting", meeting_id="m1", participant_id="p1", meeting_number="123"',
+        'product="meeting", meeting_id="m1", participant_id="p1", meeting_number="123", '
+        'device="Mac"',
+        'product="meeting", meeting_id="m1", participant_id="p2"',
+        'product="meeting", meeting_id="m2", participant_id="p3"',
+        'product="session", meeting_id="s1", participant_id="u1", session_name="Board"',
+    ]
+
+    def picker(product: str) -> dict[str, Any]:
+        return {
+            "expr": substitute(query.group(1), {"product": product}),
+            "eval_time": "2m",
+            "exp_samples": [],
+        }
+
+    meetings, sessions = picker("meeting"), picker("session")
+    meetings["exp_samples"] = [
+        {"labels": '{meeting_id="m1", picker="123 · m1"}', "value": 1},
+        {"labels": '{meeting_id="m2", picker=" · m2"}', "value": 1},
+    ]
+    sessions["exp_samples"] = [{"labels": '{meeting_id="s1", picker="Board · s1"}', "value": 1}]
+    unit_test = {
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": f"zoom_participant_info{{{labels}}}", "values": "1x3"}
+                    for labels in info
+                ],
+                "promql_expr_test": [meetings, sessions],
+            }
+        ]
+    }
+    promtool_test(tmp_path / "picker.yaml", unit_test)
+    options = grafana_options(
+        variables(board)["meeting"]["regex"],
+        [{"meeting_id": "m1", "picker": "123 · m1"}, {"meeting_id": "m2", "picker": " · m2"}],
+    )
+    assert options == [("123 · m1", "m1"), ("m2", "m2")]
+
+
+def test_poor_call_parties_by_network(tmp_path: Path) -> None:
+    """promtool evaluates the phone dashboard's network panel and worst-calls table: a caller
+    on WiFi with a poor sample, its callee on LAN with good ones, a party with two info series
+    (a network change seen by two replicas) and one with none; the joins hold."""
+    board = load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-phone"))
+    (poor, everyone) = [
+        t["expr"]
+        for p in panels(board)
+        if p["title"] == "Poor call parties by network"
+        for t in p["targets"]
+    ]
+    (worst,) = [
+        t["expr"] for p in panels(board) if p["title"] == "Worst calls now" for t in p["targets"]
+    ]
+
+    def party(call: str, user: str, role: str) -> str:
+        return f'call_id="{call}", user_id="{user}", role="{role}"'
+
+    mos = [
+        (party("c1", "a", "caller"), "sending", "2.5"),  # poor, on WiFi
+        (party("c1", "a", "caller"), "receiving", "4.2"),
+        (party("c1", "b", "callee"), "sending", "4.4"),
+        (party("c2", "d", "caller"), "sending", "4.0"),
+        (party("c3", "e", "caller"), "sending", "3.0"),  # poor, no info at this instant
+    ]
+    info = [
+        (party("c1", "a", "caller"), "WiFi"),
+        (party("c1", "b", "callee"), "LAN"),
+        (party("c2", "d", "caller"), "VPN"),
+        (party("c2", "d", "caller"), "WiFi"),
+    ]
+
+    def check(expr: str, *samples: tuple[str, float]) -> dict[str, Any]:
+        return {
+            "expr": expr,
+            "eval_time": "2m",
+            "exp_samples": [{"labels": labels, "value": value} for labels, value in samples],
+        }
+
+    unit_test = {
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    *(
+                        {
+                            "series": f'zoom_phone_mos{{{who}, direction="{way}"}}',
+                            "values": f"{value}x3",
+                        }
+                        for who, way, value in mos
+                    ),
+                    *(
+                        {
+                            "series": f'zoom_phone_party_info{{{who}, network="{net}"}}',
+                            "values": "1x3",
+                        }
+                        for who, net in info
+                    ),
+                ],
+                "promql_expr_test": [
+                    check(poor, ('{network="WiFi"}', 1)),
+                    check(f"sum({everyone})", ("{}", 3)),  # a, b, d: each once
+                    check(f"count({worst})", ("{}", 5)),
+                    check(
+                        f'({worst}) and ignoring (network) zoom_phone_mos{{user_id="a", '
+                        'direction="sending"}',
+                        (
+                            '{call_id="c1", user_id="a", role="caller", direction="sending", '
+                            'network="WiFi"}',
+                            2.5,
+                        ),
+                    ),
+                    check(
+                        f'({worst}) and ignoring (network) zoom_phone_mos{{user_id="e"}}',
+                        ('{call_id="c3", user_id="e", role="caller", direction="sending"}', 3.0),
+                    ),
+                ],
+            }
+        ]
+    }
+    promtool_test(tmp_path / "network.yaml", unit_test)

@@ -21,7 +21,16 @@ import pytest
 
 from conftest import example
 from prometheus_harness import JOB, api, exporter, prometheus, query, wait_for
-from test_dashboards import DASHBOARDS, default_values, load, queries, substitute
+from test_dashboards import (
+    _QUERY_RESULT,
+    DASHBOARDS,
+    default_values,
+    grafana_options,
+    load,
+    queries,
+    substitute,
+    variables,
+)
 from test_rules import ALERT_FILE, RECORDING_FILE, recorded_names
 from zoom_qss_exporter.signature import sign_headers
 from zoom_qss_exporter.simulate import SimulationConfig, simulate
@@ -62,7 +71,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         )
         manifest = _simulate(exporter_url, directory / "manifest.json")
         meeting = next(i for i in manifest["instances"] if i["product"] == "meeting")
-        _post_the_rest(exporter_url, meeting["meeting_id"])
+        _post_the_rest(exporter_url, meeting["meeting_id"], meeting["known_as"])
         yield Run(exporter_url, prometheus_url, manifest, meeting["meeting_id"])
 
 
@@ -87,11 +96,14 @@ def _simulate(exporter_url: str, manifest_path: Path) -> dict[str, Any]:
     return manifest
 
 
-def _post_the_rest(exporter_url: str, meeting_id: str) -> None:
-    """What the simulator's steady state lacks: a departed participant in the meeting, an
-    ended call, a redelivery (a skipped item) and a request with a wrong signature."""
+def _post_the_rest(exporter_url: str, meeting_id: str, number: str) -> None:
+    """What the simulator's steady state lacks: a departed participant in the meeting (with
+    the data summary that names the meeting's number), an ended call, a redelivery (a skipped
+    item) and a request with a wrong signature."""
     departed = copy.deepcopy(example("meeting.participant_qos_summary"))
     departed["payload"]["object"]["uuid"] = meeting_id
+    departed_data = copy.deepcopy(example("meeting.participant_data_summary"))
+    departed_data["payload"]["object"].update(uuid=meeting_id, id=number)
     call = example("phone.call_qos")
     with httpx.Client(timeout=10) as client:
 
@@ -105,6 +117,7 @@ def _post_the_rest(exporter_url: str, meeting_id: str) -> None:
         assert post(call) == 200  # a redelivery: stale, its sample skipped
         assert post(example("phone.call_qos_summary")) == 200
         assert post(departed) == 200
+        assert post(departed_data) == 200
         assert post(call, token="not-the-secret") == 401
 
 
@@ -231,6 +244,29 @@ def test_every_dashboard_query_returns_data(run: Run, path: Path) -> None:
         assert any(p["network_type"] == "Wifi" for p in meeting["participants"])  # RSSI
     for where, expr in queries(board):
         has_data(run.prometheus, substitute(expr, values), where)
+
+
+def test_the_meeting_picker_finds_each_instance_by_number_or_name(run: Run) -> None:
+    """The picker's query on the real Prometheus, its results made into options as Grafana
+    makes them: each instance once, shown by the number or name people know it by where an
+    event gave one, selecting its uuid."""
+    picker = variables(load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-meeting")))
+    match = _QUERY_RESULT.match(picker["meeting"]["query"])
+    assert match
+    for instance in run.manifest["instances"]:
+        product, uuid = instance["product"], instance["meeting_id"]
+        promql = substitute(match.group(1), {"product": product})
+
+        def probe(promql: str = promql) -> list[tuple[str, str]] | None:
+            results = [r["metric"] for r in query(run.prometheus, promql)]
+            options = grafana_options(picker["meeting"]["regex"], results)
+            return options if len(options) == 1 else None
+
+        (option,) = wait_for(f"the {product} picker", probe, timeout=15)
+        if product == "webinar":  # the simulator names a webinar's number in summaries only
+            assert option == (uuid, uuid)
+        else:  # the meeting's number from the data summary posted; a session's name
+            assert option == (f"{instance['known_as']} · {uuid}", uuid)
 
 
 def has_data(prometheus_url: str, promql: str, where: str = "") -> None:

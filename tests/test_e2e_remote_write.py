@@ -201,8 +201,12 @@ def stored(prometheus: str, selector: str = '{__name__=~"zoom_.+"}') -> Samples:
     }
 
 
+INFO_NAMES = {("__name__", "zoom_participant_info"), ("__name__", "zoom_phone_party_info")}
+
+
 def without_info(samples: Samples) -> Samples:
-    return {s: p for s, p in samples.items() if ("__name__", "zoom_participant_info") not in s}
+    """All but the info series (participants' and call parties'), which are checked apart."""
+    return {s: p for s, p in samples.items() if not INFO_NAMES & s}
 
 
 def exporter_metrics(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -246,7 +250,7 @@ def test_samples_arrive_with_zoom_timestamps_labels_and_values(
 
         # zoom_participant_info (--remote-write.participant-info=merged, the default): the
         # metadata merged, at the time of each event about them
-        info = {s: p for s, p in got.items() if s not in without_info(got)}
+        info = {s: p for s, p in got.items() if ("__name__", "zoom_participant_info") in s}
         assert len(info) == len({(dict(s)["meeting_id"], dict(s)["participant_id"]) for s in info})
         for series, points in info.items():
             labels = dict(series)
@@ -254,6 +258,17 @@ def test_samples_arrive_with_zoom_timestamps_labels_and_values(
             assert labels.get("device") and labels.get("network_type"), "from the data events"
             stamps = {e["event_ts"] for e in events if _about(e, labels["participant_id"])}
             assert set(points) == stamps, "refreshed by each event, at its own time"
+        # zoom_phone_party_info: one series per party, with the network the simulator gave
+        # it, at the time of each phone event about the party (all name it: the sending
+        # sample, which names the network, comes first in each round)
+        parties = {s: p for s, p in got.items() if ("__name__", "zoom_phone_party_info") in s}
+        phone = [e for e in events if e["event"].startswith("phone.")]
+        assert len(parties) == 2 * len({e["payload"]["object"]["call_id"] for e in phone}) > 0
+        for series, points in parties.items():
+            labels = dict(series)
+            assert labels["network"] in ("LAN", "WiFi", "VPN") and set(points.values()) == {1.0}
+            stamps = {e["event_ts"] for e in phone if _in_call(e, labels["user_id"])}
+            assert set(points) == stamps
 
         # Zoom redelivers an old event while fresh ones arrive: the old one is refused (this
         # Prometheus has no out-of-order window) alone, without the fresh samples, and counted
@@ -283,6 +298,14 @@ def _about(event: Event, participant: str) -> bool:
     obj = event["payload"]["object"]
     who = obj.get("participant") or obj.get("user") or {}
     return participant in (who.get("user_id"), who.get("participant_id"), who.get("id"))
+
+
+def _in_call(event: Event, party: str) -> bool:
+    holder = event["payload"]["object"]["call_qos"]
+    ids = [
+        p.get("id") or p.get("user_id") for p in (holder if isinstance(holder, list) else [holder])
+    ]
+    return party in ids
 
 
 def test_a_stopping_exporter_drains_its_queue(tmp_path: Path, strict_prometheus: str) -> None:
@@ -437,10 +460,13 @@ def one_and_two_replicas(tmp_path: Path, mode: str) -> tuple[Samples, Samples]:
 
 
 def info_owners(samples: Samples) -> set[tuple[str, str, str]]:
+    """Whose info series there are: participants' and call parties'."""
     return {
         (labels["product"], labels["meeting_id"], labels["participant_id"])
-        for labels in map(dict, samples)
         if labels["__name__"] == "zoom_participant_info"
+        else ("phone", labels["call_id"], labels["user_id"])
+        for labels in map(dict, samples)
+        if INFO_NAMES & set(labels.items())
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import LiveExporter, SeriesKey, example, key, parse_metrics
+from conftest import LiveExporter, SeriesKey, example, key, ongoing_call, parse_metrics
 
 MEETING = "4444AAAiAAAAAiAiAiiAii=="
 SESSION = "4567UVWxYZABCdEfGhiJkl=="
@@ -23,9 +23,15 @@ EMPTY_INFO = dict.fromkeys(
         "microphone",
         "speaker",
         "camera",
+        "meeting_number",
+        "session_name",
+        "client",
+        "device_detail",
     ),
     "",
 )
+# *_data_summary of meetings and sessions: the web (Video SDK) client's own description
+WEB_CLIENT = {"client": "Web video sdk 1.12.10", "device_detail": "GoogleChromeSAB 130"}
 DATA_INFO = {
     **EMPTY_INFO,
     "device": "WIN",
@@ -153,7 +159,7 @@ EXPECTED: dict[str, dict[SeriesKey, float]] = {
     },
     "session.user_qos": {
         **per_minute_audio("session", SESSION, "1234567890"),
-        info("session", SESSION, "1234567890", user_name="example"): 1.0,
+        info("session", SESSION, "1234567890", user_name="example", session_name="My Session"): 1.0,
     },
     "meeting.participant_qos_summary": {
         **participation("meeting", MEETING, "string"),
@@ -161,7 +167,9 @@ EXPECTED: dict[str, dict[SeriesKey, float]] = {
     },
     "webinar.participant_qos_summary": {
         **participation("webinar", MEETING, "string"),
-        info("webinar", MEETING, "string", user_name="JillChill"): 1.0,
+        info(
+            "webinar", MEETING, "string", user_name="JillChill", meeting_number="123456ABCDEF"
+        ): 1.0,
     },
     "session.user_qos_summary": {
         **{
@@ -182,39 +190,56 @@ EXPECTED: dict[str, dict[SeriesKey, float]] = {
             participant_id="16778240",
             qos_type="cpu_usage",
         ): 0.0,
-        info("session", "gkBE2XmnRJq42wHoMox/5g==", "16778240", user_name="example"): 1.0,
+        info(
+            "session",
+            "gkBE2XmnRJq42wHoMox/5g==",
+            "16778240",
+            user_name="example",
+            session_name="XdafAKX5RXDACJZXv4xR-w",
+        ): 1.0,
     },
     "meeting.participant_data": {info("meeting", MEETING, "1234567890", **DATA_INFO): 1.0},
     "meeting.participant_data_summary": {
-        info("meeting", MEETING, "1234567890", **{**DATA_INFO, "device": "Windows"}): 1.0
+        info(
+            "meeting",
+            MEETING,
+            "1234567890",
+            **{**DATA_INFO, **WEB_CLIENT, "device": "Windows", "meeting_number": "1234567890"},
+        ): 1.0
     },
     "webinar.participant_data": {info("webinar", MEETING, "123456789036", **DATA_INFO): 1.0},
     "webinar.participant_data_summary": {
         info("webinar", MEETING, "123456789036", **DATA_INFO): 1.0
     },
     "session.user_data": {
-        info("session", SESSION, "25508864", **{**DATA_INFO, "user_name": "example"}): 1.0
+        info(
+            "session",
+            SESSION,
+            "25508864",
+            **{**DATA_INFO, "user_name": "example", "session_name": "My Session"},
+        ): 1.0
     },
     "session.user_data_summary": {
         info(
             "session",
             SESSION,
             "25508864",
-            **{**DATA_INFO, "device": "Windows", "user_name": "example"},
+            **{
+                **DATA_INFO,
+                **WEB_CLIENT,
+                "device": "Windows",
+                "user_name": "example",
+                "session_name": "My Session",
+            },
         ): 1.0
     },
+    # The example's call_end_time is set: the call has ended, so its per-sample series end
+    # at once (test_an_ongoing_call_gives_its_per_sample_series has them) and the party stays.
     "phone.call_qos": {
-        key(name, call_id=CALL, user_id=CALLER, role="caller", direction="sending"): value
-        for name, value in (
-            ("zoom_phone_mos", 4.5),
-            ("zoom_phone_jitter_seconds", 0.008),
-            ("zoom_phone_network_delay_seconds", 0.023),
-            ("zoom_phone_packet_loss_avg_ratio", 0.0),
-            ("zoom_phone_packet_loss_max_ratio", 0.0),
-            ("zoom_phone_bitrate_bytes_per_second", 750.0),
-        )
+        key("zoom_phone_party_info", call_id=CALL, user_id=CALLER, role="caller", network="LAN"): 1
     },
     "phone.call_qos_summary": {
+        key("zoom_phone_party_info", call_id=CALL, user_id=CALLER, role="caller", network="LAN"): 1,
         **{
             key(
                 name, call_id=CALL, user_id=CALLER, role="caller", direction=direction, stat=stat
@@ -241,6 +266,27 @@ EXPECTED: dict[str, dict[SeriesKey, float]] = {
         },
     },
 }
+
+
+def test_an_ongoing_call_gives_its_per_sample_series(live: LiveExporter) -> None:
+    assert live.post(ongoing_call()).json() == {"status": "accepted"}
+    labels = {"call_id": CALL, "user_id": CALLER, "role": "caller"}
+    assert per_participant(live.metrics_text()) == pytest.approx(
+        {
+            key("zoom_phone_party_info", **labels, network="LAN"): 1.0,
+            **{
+                key(name, **labels, direction="sending"): value
+                for name, value in (
+                    ("zoom_phone_mos", 4.5),
+                    ("zoom_phone_jitter_seconds", 0.008),
+                    ("zoom_phone_network_delay_seconds", 0.023),
+                    ("zoom_phone_packet_loss_avg_ratio", 0.0),
+                    ("zoom_phone_packet_loss_max_ratio", 0.0),
+                    ("zoom_phone_bitrate_bytes_per_second", 750.0),
+                )
+            },
+        }
+    )
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

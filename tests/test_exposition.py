@@ -18,7 +18,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from conftest import LiveExporter, example
+from conftest import LiveExporter, example, ongoing_call
 from zoom_qss_exporter import families as f
 from zoom_qss_exporter.convert import Conversion, InfoUpdate, Sample
 from zoom_qss_exporter.exposition import MetricsEndpoint, render_store
@@ -116,7 +116,7 @@ def everything(live: LiveExporter) -> None:
     data: dict[str, Any] = example("session.user_data")
     ended_call = example("phone.call_qos_summary")  # another call: it ends its own series
     ended_call["payload"]["object"]["call_id"] = "another-call"
-    for event in (per_minute, summary, data, example("phone.call_qos"), ended_call):
+    for event in (per_minute, summary, data, ongoing_call(), ended_call):
         assert live.post(event).status_code == 200
     assert live.post({"event": "unheard.of", "payload": {}}).status_code == 200
     assert live.post(per_minute, token="wrong").status_code == 401
@@ -248,7 +248,9 @@ def _filled_store() -> SeriesStore:
         ]
         info = dict.fromkeys(f.INFO_LABELS[3:], "")
         info.update(user_name=odd if n % 3 == 0 else f"user {n}", device="Mac")
-        store.apply(Conversion(owner, samples, InfoUpdate(owner, info, 100.0)), 0.0)
+        store.apply(
+            Conversion(owner, samples, [InfoUpdate(f.PARTICIPANT_INFO, owner, info, 100.0)]), 0.0
+        )
     phone = ("call\\1", 'user"2', "caller", "sending")
     store.apply(Conversion(None, [Sample(f.PHONE_MOS, phone, 4.4, 5.0)]), 0.0)
     call = [Sample(f.CALL_MOS, phone, 3.0 + n, 5.0, stat) for n, stat in enumerate(("min", "max"))]

@@ -257,3 +257,16 @@ def test_skip_signature_verification_accepts_unsigned(live_factory: LiveFactory)
         live.url + "/webhook", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == 200
+
+
+def test_fields_zoom_adds_anywhere_are_counted_and_the_event_accepted(live: LiveExporter) -> None:
+    """A field Zoom adds shows up in the exporter's own metrics, wherever it is."""
+    event = example("session.user_data_summary")
+    event["new_envelope_field"] = True
+    event["payload"]["object"]["user"]["new_user_field"] = "x"
+    event["payload"]["object"]["user"]["data"][0]["new_data_field"] = "x"
+    assert live.post(event).json() == {"status": "accepted"}
+    skipped = key("zoom_qss_exporter_items_skipped_total", reason="unknown_field")
+    assert live.metrics()[skipped] == 3
+    assert live.post(example("session.user_data_summary")).status_code == 200
+    assert live.metrics()[skipped] == 3  # Zoom's documented fields are all known

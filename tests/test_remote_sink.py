@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from conftest import example, parse_metrics
+from conftest import example, ongoing_call, parse_metrics
 from zoom_qss_exporter.convert import ConvertOptions, convert
 from zoom_qss_exporter.events import EVENT_MODELS
 from zoom_qss_exporter.exposition import render_store
-from zoom_qss_exporter.families import PARTICIPANT_INFO
+from zoom_qss_exporter.families import PARTICIPANT_INFO, PHONE_PARTY_INFO
 from zoom_qss_exporter.remote_client import ParticipantInfo
 from zoom_qss_exporter.remote_queue import Chunk
 from zoom_qss_exporter.remote_sink import LATE_AFTER, RemoteWriteSink, stream_key
@@ -28,7 +28,16 @@ from zoom_qss_exporter.remote_write import decode, encode
 from zoom_qss_exporter.store import SeriesStore, StoreLimits
 
 NOW = 1_700_000_000.0
-IDENTITY = {"__name__", "product", "meeting_id", "participant_id", "user_name"}
+# the info labels QoS events carry too (a data event's are the others)
+IDENTITY = {
+    "__name__",
+    "product",
+    "meeting_id",
+    "participant_id",
+    "user_name",
+    "meeting_number",
+    "session_name",
+}
 Series = tuple[tuple[str, str], ...]
 
 
@@ -96,8 +105,9 @@ def test_same_names_labels_and_values_as_the_pull_mode(name: str, mode: Particip
     """Every example event, in either mode: what a scrape shows of it is exactly what remote
     write sends (empty label values are absent in both once in Prometheus); but an info series
     that would carry no more than a user name is not written (see
-    test_merged_info_waits_for_metadata, test_event_mode_info_is_each_metadata_events_own)."""
-    converted = conversion(example(name))
+    test_merged_info_waits_for_metadata, test_event_mode_info_is_each_metadata_events_own).
+    The call is an ongoing one: an ended call's samples are written but leave the scrape."""
+    converted = conversion(ongoing_call() if name == "phone.call_qos" else example(name))
     store = SeriesStore(StoreLimits())
     store.apply(converted, NOW)
     scraped = {
@@ -157,6 +167,27 @@ def test_merged_info_waits_for_metadata() -> None:
     (info,) = [p for c in queue.take() for p in c.points if p.family is PARTICIPANT_INFO]
     labels = dict(zip(PARTICIPANT_INFO.labels, info.labels, strict=True))
     assert labels["user_name"] and labels["device"], "merged: the name came first"
+
+
+@pytest.mark.parametrize("mode", list(ParticipantInfo))
+def test_party_info_waits_for_a_network(mode: ParticipantInfo) -> None:
+    """Zoom names the network on some samples only (its example: the sending one): a replica
+    that saw only the others writes no party info, so the one with the network stays alone."""
+    queue = FakeQueue()
+    rw = sink(queue, mode=mode)
+    receiving = ongoing_call()
+    receiving["event_ts"] = int(NOW * 1000)
+    sample = receiving["payload"]["object"]["call_qos"]["qos"]
+    sample.update(type="receiving", date_time="2023-11-14T22:13:10Z")
+    del sample["details"]["network"]
+    assert rw.offer(conversion(receiving), NOW)
+    assert not any(p.family is PHONE_PARTY_INFO for c in queue.take() for p in c.points)
+    sending = ongoing_call()
+    sending["event_ts"] = int(NOW * 1000) + 1000
+    assert rw.offer(conversion(sending), NOW)
+    (info,) = [p for c in queue.take() for p in c.points if p.family is PHONE_PARTY_INFO]
+    assert info.labels == ("6971668082545971778", "KLN56y2cSzu0pWxUSec4RQ", "caller", "LAN")
+    assert (info.value, info.timestamp) == (1.0, NOW + 1)
 
 
 def test_late_and_repeated_items_go_in_requests_of_their_own() -> None:

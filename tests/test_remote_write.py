@@ -114,7 +114,19 @@ def test_every_family_gets_sorted_unique_labels_with_its_name(family: f.Family) 
 
 
 def test_empty_values_are_left_out() -> None:
-    values = ("meeting", "uuid", "p1", "Ada", "Mac", "", "", "SC", "", "", "", "", "")
+    values = (
+        "meeting",
+        "uuid",
+        "p1",
+        "Ada",
+        "Mac",
+        "",
+        "",
+        "SC",
+        *[""] * 7,
+        "",
+        "GoogleChromeSAB 130",
+    )
     labels = dict(series_labels(PARTICIPANT_INFO, values))
     assert labels == {
         "__name__": "zoom_participant_info",
@@ -124,13 +136,14 @@ def test_empty_values_are_left_out() -> None:
         "user_name": "Ada",
         "device": "Mac",
         "data_center": "SC",
+        "device_detail": "GoogleChromeSAB 130",
     }
     assert len(values) == len(INFO_LABELS)
 
 
 def test_label_values_travel_raw_without_escaping() -> None:
     odd = 'Zoë "the boss" O\'Neil \\ {x="1"}\nline two\t😀'
-    values = ("meeting", "uuid/with+slash==", "p1", odd, *[""] * 9)
+    values = ("meeting", "uuid/with+slash==", "p1", odd, *[""] * (len(INFO_LABELS) - 4))
     (labels,) = decode(encode([Point(PARTICIPANT_INFO, values, 1.0, T0)]))
     assert dict(labels)["user_name"] == odd
     assert dict(labels)["meeting_id"] == "uuid/with+slash=="
@@ -140,7 +153,7 @@ def test_a_lone_surrogate_becomes_the_replacement_character() -> None:
     broken = "Ada \ud83d Lovelace"  # JSON may carry it; UTF-8 (and protobuf) cannot
     assert clean(broken) == "Ada \ufffd Lovelace"
     assert clean("plain") == "plain"
-    values = ("meeting", "uuid", "p1", broken, *[""] * 9)
+    values = ("meeting", "uuid", "p1", broken, *[""] * (len(INFO_LABELS) - 4))
     (labels,) = decode(encode([Point(PARTICIPANT_INFO, values, 1.0, T0)]))
     assert dict(labels)["user_name"] == "Ada \ufffd Lovelace"
 
@@ -167,7 +180,7 @@ def test_one_time_series_per_label_set() -> None:
 
 
 def test_staleness_marker_keeps_its_bit_pattern() -> None:
-    marker = Point(PARTICIPANT_INFO, ("m", "u", "p", *[""] * 10), STALE_NAN, T0)
+    marker = Point(PARTICIPANT_INFO, ("m", "u", "p", *[""] * (len(INFO_LABELS) - 3)), STALE_NAN, T0)
     (samples,) = decode(encode([marker])).values()
     ((_, value),) = samples
     assert math.isnan(value)

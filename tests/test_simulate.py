@@ -333,6 +333,18 @@ def test_phone_summary_replays_every_sample_of_the_call() -> None:
     assert times == sorted(set(times))
 
 
+def test_call_end_time_is_set_only_once_the_call_has_ended() -> None:
+    """The exporter ends a call's per-sample series on a set ``call_end_time``."""
+    fleet = Fleet(4, meetings=0, participants=1, phone_calls=1, churn=1.0)  # ends at once
+    call = fleet.calls[0]
+    ongoing = fleet.call_qos_event(call, call.caller, "sending", T0)
+    assert ongoing["payload"]["object"]["call_end_time"] == ""
+    events, _ = fleet.step(call, T0 + 5)
+    assert [e["event"] for e in events] == ["phone.call_qos"] * 4 + ["phone.call_qos_summary"]
+    ends = {e["payload"]["object"]["call_end_time"] for e in events}
+    assert ends == {"2023-11-14T22:13:25Z"}  # T0 + 5 s
+
+
 def test_date_time_never_repeats_for_a_participant() -> None:
     fleet = Fleet(3, meetings=1, participants=1, phone_calls=0)
     instance, p = fleet.instances[0], fleet.instances[0].participants[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from conftest import LiveExporter, LiveFactory, example, key, series_of
+from conftest import LiveExporter, LiveFactory, example, key, ongoing_call, series_of
 from zoom_qss_exporter import families as f
 from zoom_qss_exporter.convert import Conversion, InfoUpdate, Sample
 from zoom_qss_exporter.store import SeriesStore, StoreLimits
@@ -176,12 +176,91 @@ def test_two_items_of_one_type_in_one_event_keep_the_newer(live_factory: LiveFac
 
 
 def test_phone_summary_ends_that_partys_per_sample_series(live: LiveExporter) -> None:
-    live.post(example("phone.call_qos"))
+    live.post(ongoing_call())
     assert series_of(live.metrics(), "zoom_phone_mos")
     live.post(example("phone.call_qos_summary"))
     metrics = live.metrics()
     assert not series_of(metrics, "zoom_phone_mos")
     assert series_of(metrics, "zoom_phone_call_mos")
+
+
+CALL = "6971668082545971778"
+
+
+def call_sample(
+    party: str, role: str, date_time: str, mos: str = "4.5", ended: bool = False
+) -> dict[str, Any]:
+    event = ongoing_call()
+    event["payload"]["object"]["call_end_time"] = "2021-06-09T05:43:02Z" if ended else ""
+    holder = event["payload"]["object"]["call_qos"]
+    holder.update(id=party, type=role)
+    holder["qos"]["date_time"] = date_time
+    holder["qos"]["details"]["mos"] = mos
+    return event
+
+
+def phone_mos(live: LiveExporter) -> dict[str, float]:
+    """MOS per party now: {user_id: value}."""
+    return {
+        dict(labels)["user_id"]: value
+        for (name, labels), value in live.metrics().items()
+        if name == "zoom_phone_mos"
+    }
+
+
+def test_a_call_end_time_ends_every_partys_per_sample_series_at_once(live: LiveExporter) -> None:
+    """A call whose summary never comes leaves no per-sample series for the TTL."""
+    assert live.post(call_sample("caller-1", "caller", "2021-06-09T05:42:40Z")).status_code == 200
+    assert live.post(call_sample("callee-1", "callee", "2021-06-09T05:42:40Z")).status_code == 200
+    assert phone_mos(live) == {"caller-1": 4.5, "callee-1": 4.5}
+    other = call_sample("caller-2", "caller", "2021-06-09T05:42:40Z")
+    other["payload"]["object"]["call_id"] = "another-call"
+    live.post(other)
+    ending = call_sample("caller-1", "caller", "2021-06-09T05:43:00Z", "3.1", ended=True)
+    assert live.post(ending).json() == {"status": "accepted"}
+    assert phone_mos(live) == {"caller-2": 4.5}  # both parties of the call, no other call
+    parties = series_of(live.metrics(), "zoom_phone_party_info")
+    assert {(dict(p)["call_id"], dict(p)["user_id"]) for p in parties} == {
+        (CALL, "caller-1"),
+        (CALL, "callee-1"),
+        ("another-call", "caller-2"),
+    }  # the parties stay, for the summary TTL
+    # the end is remembered: a retried or late sample of either party brings nothing back
+    late = call_sample("callee-1", "callee", "2021-06-09T05:43:01Z")
+    assert live.post(late).json() == {"status": "accepted"}  # a new sample, for the fleet
+    assert live.post(late).json() == {"status": "stale"}
+    assert phone_mos(live) == {"caller-2": 4.5}
+    live.clock.advance(301)  # the tombstone lasts one TTL
+    assert live.post(call_sample("callee-1", "callee", "2021-06-09T05:50:00Z")).status_code == 200
+    assert phone_mos(live) == {"callee-1": 4.5}
+
+
+def test_party_info_holds_the_newest_network_and_lives_for_the_summary_ttl(
+    live: LiveExporter,
+) -> None:
+    first = call_sample("caller-1", "caller", "2021-06-09T05:42:40Z")
+    live.post(first)
+    ((labels, value),) = [
+        (dict(k[1]), v) for k, v in live.metrics().items() if k[0] == "zoom_phone_party_info"
+    ]
+    assert labels == {"call_id": CALL, "user_id": "caller-1", "role": "caller", "network": "LAN"}
+    assert value == 1.0
+    moved = call_sample("caller-1", "caller", "2021-06-09T05:42:50Z")
+    moved["event_ts"] += 10_000
+    moved["payload"]["object"]["call_qos"]["qos"]["details"]["network"] = "WiFi"
+    live.post(moved)
+    silent = call_sample("caller-1", "caller", "2021-06-09T05:43:00Z")
+    silent["event_ts"] += 20_000
+    del silent["payload"]["object"]["call_qos"]["qos"]["details"]["network"]
+    live.post(silent)  # no network named: the known one stays
+    (party,) = series_of(live.metrics(), "zoom_phone_party_info")
+    assert dict(party)["network"] == "WiFi"  # one series per party, replaced on change
+    live.clock.advance(3000)
+    live.post(call_sample("caller-1", "caller", "2021-06-09T05:43:10Z"))  # refreshes it
+    live.clock.advance(3000)
+    assert series_of(live.metrics(), "zoom_phone_party_info")
+    live.clock.advance(601)
+    assert not series_of(live.metrics(), "zoom_phone_party_info")
 
 
 def test_series_cap_drops_new_series_and_counts_them(live_factory: LiveFactory) -> None:
@@ -231,11 +310,10 @@ def test_older_data_event_only_fills_gaps() -> None:
     store = SeriesStore(StoreLimits())
     owner = ("meeting", "m", "p")
     blank = dict.fromkeys(f.INFO_LABELS[3:], "")
-    store.apply(Conversion(owner, info=InfoUpdate(owner, {**blank, "device": "Mac"}, 200.0)), 0.0)
-    store.apply(
-        Conversion(owner, info=InfoUpdate(owner, {**blank, "device": "WIN", "camera": "C"}, 100.0)),
-        1.0,
-    )
+    mac = InfoUpdate(f.PARTICIPANT_INFO, owner, {**blank, "device": "Mac"}, 200.0)
+    store.apply(Conversion(owner, info=[mac]), 0.0)
+    win = InfoUpdate(f.PARTICIPANT_INFO, owner, {**blank, "device": "WIN", "camera": "C"}, 100.0)
+    store.apply(Conversion(owner, info=[win]), 1.0)
     ((labels, _),) = store.series(f.PARTICIPANT_INFO)
     values = dict(zip(f.INFO_LABELS, labels, strict=True))
     assert values["device"] == "Mac"

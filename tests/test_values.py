@@ -41,6 +41,22 @@ def test_kbps_to_bytes_per_second(raw: object, expected: float) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("63 kb/s", 7875.0), ("63kb/s", 7875.0), ("63 Kb/s", 7875.0), ("1,234 kbps", 154_250.0)],
+)
+def test_kbps_spelled_kb_s_and_with_thousands_separators(raw: str, expected: float) -> None:
+    """The table's "kb/s" is a unit like any other; "1,234" is 1234, not an error."""
+    assert parse_kbps(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["1,5 kbps", "12,34 kbps", "1234,567 kbps", ",123 kbps", "63 /s"])
+def test_commas_that_are_not_thousands_separators_are_invalid(raw: str) -> None:
+    """A decimal comma ("1,5") could be 1.5 or 15: refused, never guessed."""
+    with pytest.raises(InvalidValue):
+        parse_kbps(raw)
+
+
+@pytest.mark.parametrize(
     ("raw", "expected"), [("134 ms", 0.134), ("0ms", 0.0), ("8", 0.008), (" 23 ms ", 0.023)]
 )
 def test_ms_to_seconds(raw: str, expected: float) -> None:
@@ -74,6 +90,8 @@ def test_resolution() -> None:
     assert parse_resolution("1280*720") == (1280.0, 720.0)
     assert parse_resolution("640x360") == (640.0, 360.0)
     assert parse_resolution("0*0") is None
+    assert parse_resolution("640*0") is None  # a zero side is no picture: no 0 exported
+    assert parse_resolution("0x480") is None
     assert parse_resolution("") is None
     with pytest.raises(InvalidValue):
         parse_resolution("wide")

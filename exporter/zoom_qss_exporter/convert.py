@@ -109,8 +109,11 @@ class FleetSample(NamedTuple):
 
 
 class InfoUpdate(NamedTuple):
-    owner: Owner
-    values: dict[str, str]  # INFO_LABELS after the identity ones ("" unknown; {}: refresh)
+    """New metadata of one info series (``family.key`` labels name it)."""
+
+    family: f.Family  # an info family: PARTICIPANT_INFO or PHONE_PARTY_INFO
+    key: tuple[str, ...]  # its first ``family.key`` label values
+    values: dict[str, str]  # the other labels by name ("" or missing: unknown; {}: refresh)
     timestamp: float
 
 
@@ -118,18 +121,23 @@ class InfoUpdate(NamedTuple):
 class Conversion:
     owner: Owner | None = None  # owner of the Lifetime.SAMPLE samples
     samples: list[Sample] = field(default_factory=list)
-    info: InfoUpdate | None = None
-    departures: list[Owner] = field(default_factory=list)
+    info: list[InfoUpdate] = field(default_factory=list)
+    departures: list[Owner] = field(default_factory=list)  # ended before the samples
+    ended_calls: list[str] = field(default_factory=list)  # call ids: ended after the samples
     fleet: list[FleetSample] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # reasons, for items_skipped_total
 
 
 def convert(event: Event, options: ConvertOptions) -> Conversion:
     if isinstance(event, CallQosEvent):
-        return _call_qos(event)
-    if isinstance(event, CallQosSummaryEvent):
-        return _call_qos_summary(event)
-    return _participant_event(event, options)
+        out = _call_qos(event)
+    elif isinstance(event, CallQosSummaryEvent):
+        out = _call_qos_summary(event)
+    else:
+        out = _participant_event(event, options)
+    # fields Zoom added outside ``details`` (those inside are counted as they are read)
+    out.skipped.extend(["unknown_field"] * event.unknown_fields())
+    return out
 
 
 # --- meetings, webinars and Video SDK sessions ------------------------------------------------
@@ -177,7 +185,8 @@ def _participant_event(event: MeetingEvent | SessionEvent, options: ConvertOptio
     kind = event.event.rpartition("_")[2]  # qos | summary ("qos_summary" / "data_summary") | data
     out = Conversion(owner=owner)
     event_time = event.event_ts / 1000.0
-    out.info = InfoUpdate(owner, _info_values(event.data, event.user_name, options), event_time)
+    values = _info_values(event, options)
+    out.info.append(InfoUpdate(f.PARTICIPANT_INFO, owner, values, event_time))
     if kind == "qos":
         for item in event.qos:
             _minute_item(item, owner, out)
@@ -315,16 +324,22 @@ _INFO_FIELDS = (
     ("microphone", "microphone"),
     ("speaker", "speaker"),
     ("camera", "camera"),
+    ("client", "client"),
+    ("device_detail", "device_detail"),
 )
 
 
-def _info_values(
-    items: Sequence[DataItem], user_name: str, options: ConvertOptions
-) -> dict[str, str]:
-    if not items and not user_name:
-        return {}  # per-minute events: nothing new, the info series is only refreshed
-    values = {"user_name": _user_name(user_name, options)}
-    values.update({label: "" for label, _ in _INFO_FIELDS})
+def _info_values(event: MeetingEvent | SessionEvent, options: ConvertOptions) -> dict[str, str]:
+    items: Sequence[DataItem] = event.data
+    known = {
+        "user_name": _user_name(event.user_name, options),
+        "meeting_number": _cut(event.meeting_number),
+        "session_name": _cut(event.session_name),
+    }
+    if not items and not any(known.values()):
+        return {}  # nothing new (most per-minute events): the info series is only refreshed
+    values = dict.fromkeys(f.INFO_LABELS[3:], "")
+    values.update(known)
     for item in items:  # later items are newer: their non-empty values win
         if item.invalid:
             continue
@@ -414,12 +429,42 @@ def _phone_values(details: dict[str, object], out: Conversion) -> dict[str, floa
     return values
 
 
+def _network(details: dict[str, object], out: Conversion) -> str:
+    """``network`` as Zoom sends it ("LAN", "WiFi", "VPN"); "" when absent or unreadable."""
+    raw = details.get("network")
+    if isinstance(raw, str):
+        return _cut(raw.strip())
+    if raw is not None:
+        out.skipped.append("invalid_value")
+    return ""
+
+
+def _party_info(call_id: str, party_id: str, role: str, network: str, when: float) -> InfoUpdate:
+    return InfoUpdate(f.PHONE_PARTY_INFO, (call_id, party_id, role), {"network": network}, when)
+
+
+def _call_ended(call_end_time: str, out: Conversion) -> bool:
+    """A readable ``call_end_time`` says the call is over; Zoom leaves it "" before."""
+    if not call_end_time.strip():
+        return False
+    if parse_time(call_end_time.strip()) is None:
+        out.skipped.append("invalid_date_time")
+        return False
+    return True
+
+
 def _call_qos(event: CallQosEvent) -> Conversion:
     call = event.payload.object
     party = call.call_qos
     owner: Owner = ("phone", call.call_id, party.party_id)
     out = Conversion(owner=owner)
     sample = party.qos
+    network = _network(sample.details, out) if not sample.invalid else ""
+    out.info.append(
+        _party_info(call.call_id, party.party_id, party.type, network, event.event_ts / 1000.0)
+    )
+    if _call_ended(call.call_end_time, out):
+        out.ended_calls.append(call.call_id)
     if not _known_type(sample, out, PHONE_DIRECTIONS):
         return out
     when = parse_time(sample.date_time)
@@ -449,18 +494,23 @@ def _call_qos_summary(event: CallQosSummaryEvent) -> Conversion:
     call = event.payload.object
     when = event.event_ts / 1000.0
     out = Conversion()
+    if _call_ended(call.call_end_time, out):
+        out.ended_calls.append(call.call_id)
     for party in call.call_qos:
         if not party.party_id:
             out.skipped.append("invalid_item")
             continue
         out.departures.append(("phone", call.call_id, party.party_id))
         per_direction: dict[str, dict[str, list[float]]] = {}
+        network = ""
         for sample in party.qos:
             if not _known_type(sample, out, PHONE_DIRECTIONS):
                 continue
+            network = _network(sample.details, out) or network  # the last one Zoom names
             series = per_direction.setdefault(sample.type, {})
             for name, value in _phone_values(sample.details, out).items():
                 series.setdefault(name, []).append(value)
+        out.info.append(_party_info(call.call_id, party.party_id, party.type, network, when))
         for direction, series in per_direction.items():
             labels = (call.call_id, party.party_id, party.type, direction)
             for name, values in series.items():

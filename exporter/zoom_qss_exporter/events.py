@@ -5,11 +5,16 @@ series can be keyed, so such an event is rejected, as is one whose ids are longe
 value may be (``families.MAX_LABEL_VALUE``). Everything else is optional, unknown
 fields are allowed, and QoS ``details`` stay raw: the conversion step reads them value by
 value so that one bad value or item never sinks the whole event.
+
+Each model knows every field Zoom documents for it, read or not (``_documented``: e-mails,
+IP addresses and the like are documented but deliberately never read), so that a field Zoom
+adds is counted (:meth:`_Model.unknown_fields`) instead of passing unnoticed.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from functools import cache
+from typing import Annotated, Any, ClassVar, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -56,7 +61,38 @@ Id = Annotated[str, BeforeValidator(_text), Field(min_length=1, max_length=MAX_L
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)  # unknown fields: accepted, unused
+    # unknown fields: accepted (kept in ``model_extra`` only to be counted), never read
+    model_config = ConfigDict(extra="allow", frozen=True)
+    # fields Zoom documents here that no model field reads (personal data among them)
+    _documented: ClassVar[frozenset[str]] = frozenset()
+
+    def unknown_fields(self) -> int:
+        """Fields neither read nor documented, here and in the objects and lists below (QoS
+        ``details`` excepted: the conversion counts those, field by field)."""
+        extra = self.__pydantic_extra__
+        count = sum(1 for name in extra if name not in self._documented) if extra else 0
+        values = self.__dict__
+        for name, many in _nested(type(self)):
+            if many:
+                for item in values[name]:
+                    count += item.unknown_fields()
+            else:
+                count += values[name].unknown_fields()
+        return count
+
+
+@cache
+def _nested(model: type[_Model]) -> tuple[tuple[str, bool], ...]:
+    """The fields of ``model`` that hold models: (name, a list of them?). Read once per class:
+    counting unknown fields runs on every event."""
+    out = []
+    for name, info in model.model_fields.items():
+        kind, args = get_origin(info.annotation), get_args(info.annotation)
+        if isinstance(info.annotation, type) and issubclass(info.annotation, _Model):
+            out.append((name, False))
+        elif kind is list and isinstance(args[0], type) and issubclass(args[0], _Model):
+            out.append((name, True))
+    return tuple(out)
 
 
 class _Item(_Model):
@@ -81,6 +117,23 @@ class QosItem(_Item):
 class DataItem(_Item):
     """Device and network data of a participant (``*_data`` events)."""
 
+    _documented = frozenset(
+        {
+            "pc_name",
+            "domain",
+            "mac_addr",
+            "harddisk_id",
+            "signaling_ip_address",
+            "destination_ip_domain",
+            "destination_ip_port",
+            *(
+                f"{what}_internal_ip_{part}"
+                for what in ("signaling", "audio", "video", "as")
+                for part in ("address", "port")
+            ),
+        }
+    )
+
     device: Text = ""
     location: Text = ""
     Location: Text = ""  # deprecated spelling, still sent in meeting.participant_data
@@ -91,10 +144,14 @@ class DataItem(_Item):
     microphone: Text = ""
     speaker: Text = ""
     camera: Text = ""
+    client: Text = ""  # *_data_summary: e.g. "Web video sdk 1.12.10"
+    device_detail: Text = ""  # *_data_summary: e.g. "GoogleChromeSAB 130" (browser, version)
 
 
 class Participant(_Model):
     """A meeting/webinar participant; which id field is set depends on the event."""
+
+    _documented = frozenset({"email", "participant_user_id", "id"})
 
     user_id: Key = ""
     participant_id: Key = ""
@@ -104,6 +161,8 @@ class Participant(_Model):
 
 
 class SessionUser(_Model):
+    _documented = frozenset({"user_key", "is_original_host"})
+
     id: Id
     name: Text = ""
     qos: list[QosItem] = Field(default_factory=list)
@@ -112,19 +171,27 @@ class SessionUser(_Model):
 
 class MeetingObject(_Model):
     uuid: Id
+    id: Text = ""  # the meeting number people type to join (Zoom sends it in some events)
     participant: Participant
 
 
 class SessionObject(_Model):
+    _documented = frozenset({"session_key"})
+
     session_id: Id
+    session_name: Text = ""
     user: SessionUser
 
 
-class _MeetingPayload(_Model):
+class _Payload(_Model):
+    _documented = frozenset({"account_id"})
+
+
+class _MeetingPayload(_Payload):
     object: MeetingObject
 
 
-class _SessionPayload(_Model):
+class _SessionPayload(_Payload):
     object: SessionObject
 
 
@@ -149,6 +216,14 @@ class MeetingEvent(_Model):
     @property
     def user_name(self) -> str:
         return self.payload.object.participant.user_name
+
+    @property
+    def meeting_number(self) -> str:
+        return self.payload.object.id
+
+    @property
+    def session_name(self) -> str:
+        return ""
 
     @property
     def qos(self) -> list[QosItem]:
@@ -186,6 +261,14 @@ class SessionEvent(_Model):
         return self.payload.object.user.name
 
     @property
+    def meeting_number(self) -> str:
+        return ""
+
+    @property
+    def session_name(self) -> str:
+        return self.payload.object.session_name
+
+    @property
     def qos(self) -> list[QosItem]:
         return self.payload.object.user.qos
 
@@ -196,6 +279,8 @@ class SessionEvent(_Model):
 
 class CallParty(_Model):
     """One side of a call in ``phone.call_qos`` (``id``) or its summary (``user_id``)."""
+
+    _documented = frozenset({"user_email"})
 
     id: Key = ""
     user_id: Key = ""
@@ -215,7 +300,10 @@ class CallPartySamples(CallParty):
 
 
 class _CallObject(_Model):
+    _documented = frozenset({"call_start_time"})
+
     call_id: Id
+    call_end_time: Text = ""  # set once the call has ended
 
 
 class CallQosObject(_CallObject):
@@ -226,11 +314,11 @@ class CallQosSummaryObject(_CallObject):
     call_qos: list[CallPartySamples]
 
 
-class _CallQosPayload(_Model):
+class _CallQosPayload(_Payload):
     object: CallQosObject
 
 
-class _CallQosSummaryPayload(_Model):
+class _CallQosSummaryPayload(_Payload):
     object: CallQosSummaryObject
 
 

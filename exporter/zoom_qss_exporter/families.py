@@ -30,6 +30,10 @@ class Family:
     labels: tuple[str, ...]
     lifetime: Lifetime
     source: str  # the Zoom field(s) it comes from, for the reference
+    # An info family (value 1, metadata in its labels) has one series per owner, named by
+    # its first ``key`` labels; the others describe it, and a change of them replaces the
+    # series. 0: every label but ``stat`` names a series.
+    key: int = 0
 
 
 PARTICIPANT = ("product", "meeting_id", "participant_id", "qos_type")
@@ -50,7 +54,27 @@ INFO_LABELS = (
     "microphone",
     "speaker",
     "camera",
+    "meeting_number",
+    "session_name",
+    "client",
+    "device_detail",
 )
+# The info labels only a data item gives (``*_data``, ``*_data_summary``); the others
+# (user_name, meeting_number, session_name) come with QoS events too.
+INFO_FROM_DATA = (
+    "device",
+    "network_type",
+    "connection_type",
+    "data_center",
+    "client_version",
+    "location",
+    "microphone",
+    "speaker",
+    "camera",
+    "client",
+    "device_detail",
+)
+PARTY_INFO_LABELS = ("call_id", "user_id", "role", "network")
 
 
 def _minute(name: str, help: str, source: str, labels: tuple[str, ...] = PARTICIPANT) -> Family:
@@ -202,12 +226,23 @@ CALL_LOSS_PEAK = _call(
 # Metadata (*_data, *_data_summary and the identity fields of every event).
 PARTICIPANT_INFO = Family(
     "zoom_participant_info",
-    "Device, network and client of a participant (value 1).",
+    "Device, network and client of a participant, and the meeting's number or session's "
+    "name (value 1).",
     INFO_LABELS,
     Lifetime.SUMMARY,
     "device, network_type, connection_type, data_center, version, location, microphone, "
-    "speaker, camera, user_name",
+    "speaker, camera, client, device_detail, user_name, object.id, session_name",
+    key=3,
 )
+PHONE_PARTY_INFO = Family(
+    "zoom_phone_party_info",
+    "The network of a call party, as Zoom names it (LAN, WiFi, VPN...; value 1).",
+    PARTY_INFO_LABELS,
+    Lifetime.SUMMARY,
+    "network",
+    key=3,
+)
+INFO_FAMILIES = (PARTICIPANT_INFO, PHONE_PARTY_INFO)
 
 ALL_FAMILIES: tuple[Family, ...] = tuple(
     value for value in list(globals().values()) if isinstance(value, Family)

@@ -1,7 +1,10 @@
 """What of each converted event goes to remote write, and in which request.
 
 Sent: every per-participant and per-call gauge sample, at Zoom's own time of it (``date_time``,
-or ``event_ts`` for summaries), and ``zoom_participant_info`` (value 1 at ``event_ts``). The
+or ``event_ts`` for summaries), and the info series ``zoom_participant_info`` and
+``zoom_phone_party_info`` (value 1 at ``event_ts``; a call party's as a participant's, below,
+once an event named the party's network: Zoom names it on some samples only, and a replica
+that saw none would write a second series without it). The
 fleet histograms and counters and the exporter's own metrics are not sent: they are
 cumulative per process and stay on each replica's ``/metrics`` (docs/remote-write.md).
 
@@ -13,7 +16,7 @@ Two pieces of per-replica state, both bounded in time, and both kept in the writ
   answered 503 while newer ones got through) is queued in a chunk of its own, so that a
   receiver refusing it does not refuse good samples with it; if all of its minutes were
   queued before, the chunk is a ``redelivery``, whose refusal means the engine has it.
-- per participant, the ``zoom_participant_info`` label set last queued and its time (and in
+- per participant (and call party), the info label set last queued and its time (and in
   ``merged`` mode the merged metadata), for ``--store.summary-ttl`` after their last event
   (at least ``--store.dedup-window``, as long as Zoom may redeliver an event) and for at
   most ``--store.max-series`` participants (past that, each event's own view, unmerged,
@@ -27,8 +30,9 @@ Two pieces of per-replica state, both bounded in time, and both kept in the writ
   that the joins of the dashboards and recording rules on ``zoom_participant_info`` find it
   all meeting long on the remote engine too. When the merged labels change, the old series
   gets a staleness marker, as a scrape would give it (in a request of its own). It is written
-  only once the metadata holds more than a user name (a ``*_data`` or ``*_data_summary``
-  event came by): with several replicas, one that saw only a participant's QoS events would
+  only once the metadata holds more than what QoS events carry (user name, meeting number,
+  session name): once a ``*_data`` or ``*_data_summary`` event came by. With several
+  replicas, one that saw only a participant's QoS events would
   otherwise write a second, emptier info series for them, and joins on it would find two.
   Still, with several replicas, one that saw fewer of a participant's events (not the summary
   with the user name, say) merges less and writes another, less complete label set.
@@ -55,8 +59,15 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
-from .convert import Conversion, Owner
-from .families import INFO_LABELS, PARTICIPANT_INFO, Lifetime
+from .convert import Conversion, InfoUpdate
+from .families import (
+    INFO_FAMILIES,
+    INFO_FROM_DATA,
+    INFO_LABELS,
+    PARTICIPANT_INFO,
+    Family,
+    Lifetime,
+)
 from .recent import RecentMap
 from .remote_client import ParticipantInfo
 from .remote_queue import Chunk
@@ -69,7 +80,19 @@ LATE_AFTER = 45 * 60.0
 # The grid on which a stream remembers what it queued: Zoom's per-minute items (and, roughly,
 # the phone samples of one minute), as the fleet ledger tells redeliveries apart.
 STEP = 60.0
-_INFO_KEYS = INFO_LABELS[3:]
+# where the values only a data item gives are, in a participant's info values
+_FROM_DATA = tuple(i for i, name in enumerate(INFO_LABELS[3:]) if name in INFO_FROM_DATA)
+InfoKey = tuple[Family, tuple[str, ...]]
+_INFO_BY_NAME = {family.name: family for family in INFO_FAMILIES}
+
+
+def _described(family: Family, values: tuple[str, ...]) -> bool:
+    """Worth writing: a participant's info once a data item described them, a call party's
+    once an event named its network (a replica that saw only QoS events, or only samples
+    without a network, would otherwise write a second, emptier series)."""
+    if family is PARTICIPANT_INFO:
+        return any(values[i] for i in _FROM_DATA)
+    return any(values)
 
 
 def stream_key(key: StreamKey) -> int:
@@ -95,8 +118,8 @@ class ChunkQueue(Protocol):
 
 class _Info(NamedTuple):
     timestamp: float  # event time of the newest metadata merged in
-    values: tuple[str, ...]  # in INFO_LABELS[3:] order
-    sent: tuple[str, ...] | None  # the label values last queued (all INFO_LABELS)
+    values: tuple[str, ...]  # the family's labels after its key, in order
+    sent: tuple[str, ...] | None  # the label values last queued (all the family's labels)
     sent_at: float  # their time
     updated: float  # our clock, for the TTL
 
@@ -118,22 +141,25 @@ class RemoteWriteSink:
         self.participant_info = participant_info
         self.late_after = late_after
         self._ledger = RecentMap(window, marked=True)  # keyed by stream_key(StreamKey)
-        self._info: dict[Owner, _Info] = {}
+        self._info: dict[InfoKey, _Info] = {}
 
     def offer(self, conversion: Conversion, now: float) -> bool:
         """Queue the event's samples, all or nothing; False when the queue is full."""
         chunks, seen = self._samples(conversion, now)
-        if self.participant_info is ParticipantInfo.EVENT:
-            info, info_chunks = self._event_info(conversion, now)
-        else:
-            info, info_chunks = self._merged_info(conversion, now)
-        chunks.extend(info_chunks)
+        records: list[tuple[InfoKey, _Info]] = []
+        for update in conversion.info:
+            if self.participant_info is ParticipantInfo.EVENT:
+                info, info_chunks = self._event_info(update, now)
+            else:
+                info, info_chunks = self._merged_info(update, now)
+            chunks.extend(info_chunks)
+            if info is not None:
+                records.append(((update.family, update.key), info))
         if chunks and not self.queue.offer(chunks):
             return False
         for key, timestamp in seen:
             self._ledger.sighting(key, timestamp, STEP)
-        if info is not None and conversion.info is not None:
-            self._info[conversion.info.owner] = info
+        self._info.update(records)
         return True
 
     def _samples(
@@ -175,19 +201,16 @@ class RemoteWriteSink:
             chunks.insert(0, Chunk(fresh))
         return chunks, seen
 
-    def _event_info(self, conversion: Conversion, now: float) -> tuple[_Info | None, list[Chunk]]:
-        """The event's own metadata, if it names more than a user, at the event's time; the
-        record kept tells only where it goes (and which series this replica ends)."""
-        update = conversion.info
-        if update is None:
-            return None, []
-        owner = update.owner
-        record = self._info.get(owner)
-        new = tuple(update.values.get(k, "") for k in _INFO_KEYS)
-        if not any(new[1:]):  # a per-minute event or a QoS summary: no device, no network
+    def _event_info(self, update: InfoUpdate, now: float) -> tuple[_Info | None, list[Chunk]]:
+        """The event's own metadata, if it describes more than QoS events do, at the event's
+        time; the record kept tells only where it goes (and which series this replica ends)."""
+        family = update.family
+        record = self._info.get((family, update.key))
+        new = tuple(update.values.get(k, "") for k in family.labels[family.key :])
+        if not _described(family, new):  # a per-minute event or a QoS summary: no device
             return (None if record is None else record._replace(updated=now)), []
-        labels = (*owner, *new)
-        point = Point(PARTICIPANT_INFO, labels, 1.0, update.timestamp)
+        labels = (*update.key, *new)
+        point = Point(family, labels, 1.0, update.timestamp)
         if record is None:
             if len(self._info) >= self.max_owners:  # past the cap: written, not remembered,
                 return None, [Chunk([point], alone=True)]  # so it may be late: on its own
@@ -196,25 +219,22 @@ class RemoteWriteSink:
             return record._replace(updated=now), [Chunk([point], alone=True)]
         chunks = [Chunk([point])]
         if record.sent is not None and record.sent != labels:
-            marker = Point(PARTICIPANT_INFO, record.sent, STALE_NAN, update.timestamp + 0.001)
+            marker = Point(family, record.sent, STALE_NAN, update.timestamp + 0.001)
             chunks.append(Chunk([marker], alone=True))
         return _Info(update.timestamp, new, labels, update.timestamp, now), chunks
 
-    def _merged_info(self, conversion: Conversion, now: float) -> tuple[_Info | None, list[Chunk]]:
+    def _merged_info(self, update: InfoUpdate, now: float) -> tuple[_Info | None, list[Chunk]]:
         """The merged metadata to keep, and what to queue for it: nothing for an event not
         newer than the info last queued (it may fill in unknown values: the next event sends
         them)."""
-        update = conversion.info
-        if update is None:
-            return None, []
-        owner = update.owner
-        new = tuple(update.values.get(k, "") for k in _INFO_KEYS)
-        record = self._info.get(owner)
+        family = update.family
+        new = tuple(update.values.get(k, "") for k in family.labels[family.key :])
+        record = self._info.get((family, update.key))
         if record is None:
             if len(self._info) >= self.max_owners:  # past the cap: this event's view, unmerged
-                if not any(new[1:]):
+                if not _described(family, new):
                     return None, []
-                point = Point(PARTICIPANT_INFO, (*owner, *new), 1.0, update.timestamp)
+                point = Point(family, (*update.key, *new), 1.0, update.timestamp)
                 return None, [Chunk([point], alone=True)]  # it may be late: on its own
             record = _Info(update.timestamp, new, None, 0.0, now)
         if update.timestamp >= record.timestamp:
@@ -223,14 +243,15 @@ class RemoteWriteSink:
         else:
             values = tuple(o or n for n, o in zip(new, record.values, strict=True))
             timestamp = record.timestamp
-        if not any(values[1:]) or (record.sent is not None and update.timestamp <= record.sent_at):
+        late = record.sent is not None and update.timestamp <= record.sent_at
+        if late or not _described(family, values):
             return _Info(timestamp, values, record.sent, record.sent_at, now), []
-        labels = (*owner, *values)
-        chunks = [Chunk([Point(PARTICIPANT_INFO, labels, 1.0, update.timestamp)])]
+        labels = (*update.key, *values)
+        chunks = [Chunk([Point(family, labels, 1.0, update.timestamp)])]
         if record.sent is not None and record.sent != labels:  # ends the old series, as a scrape
             # A millisecond later than the event: another replica may still write the old
             # series at the event's time, and two values at one time would be refused.
-            marker = Point(PARTICIPANT_INFO, record.sent, STALE_NAN, update.timestamp + 0.001)
+            marker = Point(family, record.sent, STALE_NAN, update.timestamp + 0.001)
             chunks.append(Chunk([marker], alone=True))
         return _Info(timestamp, values, labels, update.timestamp, now), chunks
 
@@ -239,28 +260,36 @@ class RemoteWriteSink:
         return {
             "streams": self._ledger.entries(),
             "info": [
-                [list(owner), r.timestamp, list(r.values), r.sent and list(r.sent), r.sent_at]
-                for owner, r in self._info.items()
+                [
+                    family.name,
+                    list(key),
+                    r.timestamp,
+                    list(r.values),
+                    r.sent and list(r.sent),
+                    r.sent_at,
+                ]
+                for (family, key), r in self._info.items()
             ],
         }
 
     def restore(
         self, state: dict[str, Any], records: list[list[tuple[bool, list[Point]]]], now: float
     ) -> None:
-        """What an earlier process knew: its state, then the records it queued after it."""
+        """What an earlier process knew: its state, then the records it queued after it.
+        Restored info records count as just seen: they expire a TTL after the restart at the
+        latest."""
         self._ledger.load([(int(k), float(t), int(m)) for k, t, m in state.get("streams", [])])
-        for owner, timestamp, values, sent, sent_at in state.get("info", []):
-            self._info[(str(owner[0]), str(owner[1]), str(owner[2]))] = _Info(
-                float(timestamp),
-                tuple(values),
-                tuple(sent) if sent else None,
-                float(sent_at),
-                now,  # as if just seen: they expire a TTL after the restart at the latest
+        for name, key, timestamp, values, sent, sent_at in state.get("info", []):
+            family = _INFO_BY_NAME.get(name)
+            if family is None:
+                continue
+            self._info[(family, tuple(key))] = _Info(
+                float(timestamp), tuple(values), tuple(sent) if sent else None, float(sent_at), now
             )
         for chunks in records:
             for _, points in chunks:
                 for point in points:
-                    if point.family is PARTICIPANT_INFO:
+                    if point.family in INFO_FAMILIES:
                         self._restore_info(point, now)
                     else:
                         key = stream_key(point_stream(point))
@@ -269,15 +298,16 @@ class RemoteWriteSink:
     def _restore_info(self, point: Point, now: float) -> None:
         if point.value != 1.0:  # a staleness marker ends the series it names, nothing more
             return
-        owner = (point.labels[0], point.labels[1], point.labels[2])
-        record = self._info.get(owner)
+        family = point.family
+        key = (family, point.labels[: family.key])
+        record = self._info.get(key)
         if record is not None and record.sent_at > point.timestamp:
             return
-        values = point.labels[3:]
-        self._info[owner] = _Info(point.timestamp, values, point.labels, point.timestamp, now)
+        values = point.labels[family.key :]
+        self._info[key] = _Info(point.timestamp, values, point.labels, point.timestamp, now)
 
     def expire(self, now: float) -> None:
         self._ledger.expire(now)
         cutoff = now - self.info_ttl
-        for owner in [o for o, record in self._info.items() if record.updated < cutoff]:
-            del self._info[owner]
+        for key in [k for k, record in self._info.items() if record.updated < cutoff]:
+            del self._info[key]

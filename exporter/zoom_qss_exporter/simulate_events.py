@@ -230,6 +230,8 @@ class Fleet:
         if self.rng.random() >= self.churn and call.rounds < _MAX_CALL_ROUNDS:
             return events, [call]
         call.ended = True
+        for event in events:  # the last round's samples say that the call has ended
+            event["payload"]["object"]["call_end_time"] = self._call(call, now)["call_end_time"]
         events.append(self.call_qos_summary_event(call, now))
         newcomer = self._new_call()
         self.calls.append(newcomer)
@@ -243,6 +245,9 @@ class Fleet:
                 {
                     "product": i.product,
                     "meeting_id": i.meeting_id,
+                    # what people know it by: the meeting number (meetings, webinars; Zoom
+                    # sends it in some events only) or the session's name
+                    "known_as": i.name if i.product == "session" else i.number,
                     "participants": [
                         {
                             "participant_id": p.participant_id,
@@ -385,12 +390,13 @@ class Fleet:
 
     @staticmethod
     def _call(call: PhoneCall, now: float) -> dict[str, str]:
-        # Zoom's per-sample example carries an end time too; "so far" is the honest value.
+        # "" while the call goes on (Zoom's schema example); set once it has ended, which ends
+        # the call's per-sample series in the exporter at once.
         started = int(now) if call.started is None else call.started
         return {
             "call_id": call.call_id,
             "call_start_time": _iso(started),
-            "call_end_time": _iso(max(int(now), started)),
+            "call_end_time": _iso(max(int(now), started)) if call.ended else "",
         }
 
     # -- QoS values -------------------------------------------------------------------------

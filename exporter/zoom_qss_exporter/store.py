@@ -6,7 +6,11 @@ for phone), so ordering, freshness and lifetime are kept per stream: a stream's 
 its newest item, an item not newer than the newest one is stale and changes nothing, a value
 missing from the newest item is gone (not frozen at its last value), and a stream expires
 after a TTL without items. Departures end a participant's per-sample streams and are
-remembered, so that a retried event cannot bring them back; a hard cap bounds the heap.
+remembered, so that a retried event cannot bring them back; so does the end of a call (every
+party's per-sample streams, once an event gives ``call_end_time``); a hard cap bounds the heap.
+
+Info families (``zoom_participant_info``, ``zoom_phone_party_info``) hold one series per
+owner whose labels carry metadata: merged (newest values win), and replaced when they change.
 
 Layout, for a few hundred thousand series: every series is one pre-rendered exposition line
 (``{labels} value``, updated on write) in its family's dict, keyed by a small integer made
@@ -22,11 +26,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from .convert import Conversion, InfoUpdate, Owner
-from .families import ALL_FAMILIES, INFO_LABELS, PARTICIPANT_INFO, Family, Lifetime
+from .families import ALL_FAMILIES, INFO_FAMILIES, Family, Lifetime
 from .textformat import FORMATTED, format_value, insert_label, label_text
 
 Labels = tuple[str, ...]
-_INFO_KEYS = INFO_LABELS[3:]
 _STAT_INDEX = {"": 0, "min": 1, "avg": 2, "max": 3}
 _STATS = ("", "min", "avg", "max")
 SAMPLE, SUMMARY = 0, 1  # per-stream state is kept apart for the two lifetimes
@@ -94,8 +97,11 @@ class SeriesStore:
         self._updated: tuple[array[float], array[float]] = (array("d"), array("d"))
         self._free: list[int] = []
         self._owned: dict[Owner, set[int]] = {}  # owner -> its streams with per-sample series
+        self._parties: dict[str, set[Owner]] = {}  # call id -> its parties in ``_owned``
         self._departed: dict[Owner, float] = {}  # owner -> when the tombstone may go
-        self._info: dict[Owner, tuple[float, Labels]] = {}  # owner -> (time, info values)
+        self._ended: dict[str, float] = {}  # ended call id -> when the tombstone may go
+        self._info: dict[int, tuple[float, Labels]] = {}  # info stream -> (time, its values)
+        self._info_bits = sum(1 << self._families[family].bit for family in INFO_FAMILIES)
         self._live = 0
         self.expired_total = 0
         self.dropped_total = 0
@@ -115,8 +121,8 @@ class SeriesStore:
         for sid, stat, line in items:
             stream = self._labels[sid]
             assert stream is not None
-            if family is PARTICIPANT_INFO:
-                labels = (*stream, *self._info[(stream[0], stream[1], stream[2])][1])
+            if family.key:
+                labels = (*stream, *self._info[sid][1])
             else:
                 labels = (*stream, _STATS[stat]) if stat else stream
             value = float(line[line.rindex(b" ") + 1 :])
@@ -147,7 +153,10 @@ class SeriesStore:
         for leaver in conversion.departures:
             self._depart(leaver, now)
         owner = conversion.owner
-        departed = owner is not None and self._departed.get(owner, now) > now
+        departed = owner is not None and (
+            self._departed.get(owner, now) > now
+            or (owner[0] == "phone" and self._ended.get(owner[1], now) > now)
+        )
         families = self._families
         stream: Labels | None = None
         table: dict[Labels, int] | None = None
@@ -196,6 +205,8 @@ class SeriesStore:
                     sid = self._new_stream(labels, packed, timestamp, now)
                 if owner is not None and kind == SAMPLE and self._owner[sid] is None:
                     self._owner[sid] = owner
+                    if owner not in self._owned and owner[0] == "phone":
+                        self._parties.setdefault(owner[1], set()).add(owner)
                     self._owned.setdefault(owner, set()).add(sid)
                 lines[sid] = self._prefix(packed, sid, stat) + format_value(value)
                 self._live += 1
@@ -206,8 +217,11 @@ class SeriesStore:
         result.stale, result.dropped = stale, dropped
         self.dropped_total += dropped
         # an event whose samples were all stale (a redelivery, a leaver's) brings back no info
-        if conversion.info is not None and (result.written or not conversion.samples):
-            self._merge_info(conversion.info, now)
+        if result.written or not conversion.samples:
+            for update in conversion.info:
+                self._merge_info(update, now)
+        for call_id in conversion.ended_calls:  # after its samples: the newest are shown last
+            self._end_call(call_id, now)
         return result
 
     def _close_item(self, sid: int, kind: int, carried: int) -> None:
@@ -271,6 +285,11 @@ class SeriesStore:
             owned.discard(sid)
             if not owned:
                 del self._owned[owner]
+                if owner[0] == "phone":
+                    parties = self._parties[owner[1]]
+                    parties.discard(owner)
+                    if not parties:
+                        del self._parties[owner[1]]
         self._labels[sid], self._text[sid], self._owner[sid] = None, b"", None
         self._free.append(sid)
 
@@ -281,16 +300,23 @@ class SeriesStore:
             self._release_if_empty(sid)
         self._departed[owner] = now + self.limits.ttl
 
+    def _end_call(self, call_id: str, now: float) -> None:
+        """Every party's per-sample series end, and no retried sample brings them back."""
+        for owner in list(self._parties.get(call_id, ())):
+            self._depart(owner, now)
+        self._ended[call_id] = now + self.limits.ttl
+
     def _merge_info(self, update: InfoUpdate, now: float) -> None:
         """Newest values win; an older event only fills in what is still unknown."""
-        owner = update.owner
-        record = self._info.get(owner)
-        packed = self._families[PARTICIPANT_INFO]
+        owner = update.key
+        family = update.family
+        packed = self._families[family]
+        sid = packed.streams.get(owner, -1)
+        record = self._info.get(sid) if sid >= 0 else None
         if record is not None and not update.values:  # a refresh: nothing new is known
-            sid = packed.streams[owner]
             self._updated[SUMMARY][sid] = now
             return
-        new = tuple(update.values.get(k, "") for k in _INFO_KEYS)
+        new = tuple(update.values.get(k, "") for k in family.labels[family.key :])
         if record is None:
             timestamp, values = update.timestamp, new
         elif update.timestamp >= record[0]:
@@ -299,47 +325,42 @@ class SeriesStore:
         else:
             timestamp = record[0]
             values = tuple(o or n for n, o in zip(new, record[1], strict=True))
-        sid = packed.streams.get(owner, -1)
         lines = packed.lines[0]
-        if sid >= 0 and sid in lines:
-            assert record is not None
+        if record is not None:
             if values != record[1]:
-                lines[sid] = self._info_line(sid, values)
+                lines[sid] = self._info_line(family, sid, values)
             self._updated[SUMMARY][sid] = now
             self._stamps[SUMMARY][sid] = timestamp
-            self._info[owner] = (timestamp, values)
+            self._info[sid] = (timestamp, values)
             return
         if self._live >= self.limits.max_series:
             self.dropped_total += 1
             return
         if sid < 0:
             sid = self._new_stream(owner, packed, timestamp, now)
-        self._info[owner] = (timestamp, values)
-        lines[sid] = self._info_line(sid, values)
+        self._info[sid] = (timestamp, values)
+        lines[sid] = self._info_line(family, sid, values)
         self._masks[SUMMARY][sid] = 1 << packed.bit
         self._live += 1
 
-    def _info_line(self, sid: int, values: Labels) -> bytes:
+    def _info_line(self, family: Family, sid: int, values: Labels) -> bytes:
         owner = self._labels[sid]
         assert owner is not None
-        return b"{" + label_text(INFO_LABELS, (*owner, *values)) + b"} " + format_value(1.0)
+        return b"{" + label_text(family.labels, (*owner, *values)) + b"} " + format_value(1.0)
 
     # --- forgetting -------------------------------------------------------------------------
 
     def expire(self, now: float) -> int:
         """Drop streams without an item within their TTL, and tombstones past theirs."""
         before = self._live
-        info_bit = 1 << self._families[PARTICIPANT_INFO].bit
         for kind, ttl in ((SAMPLE, self.limits.ttl), (SUMMARY, self.limits.summary_ttl)):
             cutoff = now - ttl
             masks, updated = self._masks[kind], self._updated[kind]
             for sid, when in enumerate(updated):
                 if when < cutoff and masks[sid]:
                     bits, masks[sid] = masks[sid], 0
-                    if bits & info_bit:
-                        labels = self._labels[sid]
-                        assert labels is not None
-                        del self._info[(labels[0], labels[1], labels[2])]
+                    if bits & self._info_bits:
+                        del self._info[sid]
                     self._remove_bits(sid, bits)
                     self._release_if_empty(sid)
         expired = before - self._live
@@ -347,13 +368,15 @@ class SeriesStore:
         gone = [owner for owner, until in self._departed.items() if until <= now]
         for owner in gone:
             del self._departed[owner]
+        for call_id in [call for call, until in self._ended.items() if until <= now]:
+            del self._ended[call_id]
         return expired
 
 
 def _stream_names(family: Family) -> Labels:
     """The labels that identify a stream: all but ``stat``; for info, only the owner's."""
-    if family is PARTICIPANT_INFO:
-        return family.labels[:3]
+    if family.key:
+        return family.labels[: family.key]
     return family.labels[:-1] if family.labels[-1] == "stat" else family.labels
 
 

@@ -1,8 +1,9 @@
 """Parsers for Zoom's QoS values, which are strings with units ("63 kbps", "0.0%", "1280*720").
 
 Each parser returns the value in Prometheus base units, ``None`` when Zoom says "no value"
-(``""``, ``"-"``, ``"0*0"``), and raises :class:`InvalidValue` for anything else it cannot
-read. Callers skip the sample on ``None`` and count it on ``InvalidValue``: never a fake 0.
+(``""``, ``"-"``, a resolution with a zero side: ``"0*0"``, ``"640*0"``), and raises
+:class:`InvalidValue` for anything else it cannot read. Callers skip the sample on ``None``
+and count it on ``InvalidValue``: never a fake 0.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-_NUMBER_WITH_UNIT = re.compile(r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%]*)\s*")
+# A number (digits grouped by thousands with "," too: "1,234 kbps"), then a unit ("kb/s" too).
+_NUMBER_WITH_UNIT = re.compile(
+    r"\s*([-+]?(?:\d{1,3}(?:,\d{3})+(?:\.\d*)?|\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
+    r"\s*([A-Za-z%/]*)\s*"
+)
 _RESOLUTION = re.compile(r"\s*(\d+)\s*[*xX]\s*(\d+)\s*")
 _NO_VALUE = frozenset({"", "-", "--", "n/a", "na", "null", "none"})
 
@@ -70,7 +75,7 @@ def _read_quantity(raw: object, units: Mapping[str, float]) -> float | None:
         match = _NUMBER_WITH_UNIT.fullmatch(raw)
         if match is None:
             raise InvalidValue(f"cannot read {raw[:40]!r} as a number")
-        number, unit = float(match.group(1)), match.group(2).lower()
+        number, unit = float(match.group(1).replace(",", "")), match.group(2).lower()
     else:
         raise InvalidValue(f"expected a string or number, got {type(raw).__name__}")
     if not math.isfinite(number):
@@ -99,7 +104,8 @@ parse_number = ValueParser(partial(_read_quantity, units=_PLAIN))
 
 
 def _read_resolution(raw: object) -> tuple[float, float] | None:
-    """``"1280*720"`` to (width, height); ``"0*0"`` means no video, so no value."""
+    """``"1280*720"`` to (width, height). A zero side (``"0*0"``, ``"640*0"``) is no picture,
+    so no value: half a resolution would export a 0 that no video had."""
     if raw is None:
         return None
     if not isinstance(raw, str):
@@ -110,7 +116,7 @@ def _read_resolution(raw: object) -> tuple[float, float] | None:
     if match is None:
         raise InvalidValue(f"cannot read {raw[:40]!r} as WIDTHxHEIGHT")
     width, height = float(match.group(1)), float(match.group(2))
-    if width == 0 and height == 0:
+    if width == 0 or height == 0:
         return None
     return width, height
 

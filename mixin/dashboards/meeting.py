@@ -32,6 +32,28 @@ _WHO = 'product="$product", meeting_id="$meeting", participant_id=~"$participant
 _NAMED = "{{user_name}} {{participant_id}} {{qos_type}}"
 
 
+# The meeting picker: one option per instance, reading "<number or name> · <uuid>" (Grafana's
+# dropdown filters on what is typed, so a meeting is found by the number people type to join,
+# a session by its name, or either by its uuid), whose value is the uuid. The instances whose
+# participants named a number or name give those; the others (no event of theirs carried
+# one) give their uuid alone, once.
+MEETING_PICKER = (
+    "query_result(group by (meeting_id, picker) (label_join(label_join(\n"
+    "  group by (meeting_id, meeting_number, session_name) (\n"
+    '    zoom_participant_info{product="$product", meeting_number!=""}\n'
+    '    or zoom_participant_info{product="$product", session_name!=""}\n'
+    "  )\n"
+    '  or on (meeting_id) group by (meeting_id) (zoom_participant_info{product="$product"}),\n'
+    '  "name", "", "meeting_number", "session_name"),\n'
+    '  "picker", " · ", "name", "meeting_id"\n'
+    ")))"
+)
+# Grafana renders each result as `{meeting_id="...",picker="..."} 1 <ms>`: the option's text
+# is the picker without a leading " · " (no name known), its value the uuid at the end (Zoom's
+# uuids hold no space).
+MEETING_PICKER_REGEX = '/picker="(?: · )?(?<text>[^"]*?(?<value>[^" ]+))"/'
+
+
 def _named(expr: str) -> str:
     """Adds the participant's user_name (from zoom_participant_info) to each series, keeping
     the series of a participant without info (see ``with_user_name``)."""
@@ -40,7 +62,11 @@ def _named(expr: str) -> str:
 
 def meeting_drilldown(config: Config) -> Json:
     media = f'{_WHO}, qos_type=~"{config.media_regex}"'
-    info_columns = ["participant_id", *INFO_LABELS[3:]]  # the info series' labels, in order
+    # the info series' labels, in order; the meeting's number and name are in the picker
+    info_columns = [
+        "participant_id",
+        *(n for n in INFO_LABELS[3:] if n not in ("meeting_number", "session_name")),
+    ]
 
     def series(title: str, text: str, metric: str, unit: str, **kw: Any) -> Panel:
         return timeseries(title, text, [target(_named(metric), _NAMED)], unit, **kw)
@@ -216,8 +242,10 @@ def meeting_drilldown(config: Config) -> Json:
         variable(
             "meeting",
             "Meeting",
-            'label_values(zoom_participant_info{product="$product"}, meeting_id)',
-            description="meeting or webinar instance uuid, or Video SDK session id",
+            MEETING_PICKER,
+            description="type the meeting number, the session name or the uuid to find it: "
+            "meeting or webinar instance uuid, or Video SDK session id",
+            regex=MEETING_PICKER_REGEX,
         ),
         variable(
             "participant",

@@ -21,12 +21,30 @@ from ..grafana import (
 )
 from .common import PHONE_UID, above, mos_steps
 
+PARTY = "call_id, user_id, role"
+
+
+def party_network() -> str:
+    """One ``zoom_phone_party_info`` series per party, whatever its network: two at once
+    (several remote-write replicas, a network change) would fail a ``group_left`` join."""
+    return f"topk by ({PARTY}) (1, zoom_phone_party_info)"
+
+
+def with_network(expr: str) -> str:
+    """``expr`` (per party, aggregated or not) with the party's ``network`` joined, falling
+    back to ``expr`` without it for a party that has no info series at that instant."""
+    return (
+        f"(\n  ({expr})\n  * on ({PARTY}) group_left (network)\n  {party_network()}\n)"
+        f"\nor on ({PARTY})\n({expr})"
+    )
+
 
 def phone_calls(config: Config) -> Json:
     who = 'call_id=~"$call", role=~"$role", direction=~"$direction"'
     legend = "{{call_id}} {{role}} {{direction}}"
     ended = "zoom_phone_call_{}{{" + who + ', stat="{}"}}'
     to_call = dashboard_link(PHONE_UID, call="${__data.fields.call_id:percentencode}")
+    poor = f"min by ({PARTY}) (zoom_phone_mos) < {config.mos_warning:g}"
     items: list[Panel | Row] = [
         Row("Now"),
         stat(
@@ -58,16 +76,41 @@ def phone_calls(config: Config) -> Json:
             "select it.",
             [
                 target(
-                    "bottomk(10, min by (call_id, user_id, role, direction) (zoom_phone_mos))",
+                    "bottomk(10, "
+                    + with_network("min by (call_id, user_id, role, direction) (zoom_phone_mos)")
+                    + ")",
                     table=True,
                 )
             ],
             "none",
-            columns=["call_id", "user_id", "role", "direction", "Value"],
+            columns=["call_id", "user_id", "role", "direction", "network", "Value"],
             renames={"Value": "MOS"},
             links=[{"title": "Select this call", "url": to_call}],
             thresholds=mos_steps(config),
             custom={"cellOptions": {"type": "color-text"}},
+            width=12,
+            height=8,
+        ),
+        timeseries(
+            "Poor call parties by network",
+            f"Live call parties (caller or callee) with a sample below MOS "
+            f"{config.mos_warning:g}, by the network Zoom names for them (LAN, WiFi, VPN; "
+            "from zoom_phone_party_info, empty when Zoom named none), against all live "
+            "parties on that network: is one kind of network worse?",
+            [
+                target(
+                    f"count by (network) (\n  ({poor})\n  * on ({PARTY}) group_left "
+                    f"(network)\n  {party_network()}\n)",
+                    "poor on {{network}}",
+                ),
+                target(
+                    f"count by (network) (\n  group by ({PARTY}) (zoom_phone_mos)\n"
+                    f"  * on ({PARTY}) group_left (network)\n  {party_network()}\n)",
+                    "all on {{network}}",
+                ),
+            ],
+            "short",
+            minimum=0,
             width=12,
             height=8,
         ),
