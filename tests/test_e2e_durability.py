@@ -42,13 +42,20 @@ from test_e2e_remote_write import (
     exporter_metrics,
     merge,
     metric,
-    post,
     receiver,
     rounds,
     samples_of,
     stored,
 )
 from zoom_qss_exporter.archive import Archive, ArchiveOptions
+from zoom_qss_exporter.signature import sign_headers
+
+
+def post(url: str, event: Event) -> httpx.Response:
+    """One signed delivery, as Zoom makes it (test_e2e_remote_write's client is its own)."""
+    body = json.dumps(event).encode()
+    headers = {"content-type": "application/json", **sign_headers(TOKEN, int(time.time()), body)}
+    return httpx.post(url + "/webhook", content=body, headers=headers, timeout=10)
 
 
 @dataclass
