@@ -28,6 +28,7 @@ from .config import Settings
 from .exposition import MetricsEndpoint, StoreHealthCollector
 from .fleet import FleetMetrics, SampleLedger
 from .health import HealthMetrics
+from .logs import LogBudget
 from .openapi import OPENAPI_PATH, openapi_bytes
 from .pipeline import Pipeline, PipelineOptions
 from .receiver import ReceiverOptions, WebhookReceiver
@@ -52,6 +53,8 @@ class Exporter:
             StoreLimits(settings.ttl, settings.summary_ttl, settings.max_series)
         )
         self.health = HealthMetrics(self.registry)
+        # what clients without the secret can make the exporter log (receiver, HTTP layer)
+        self.log_budget = LogBudget(clock)
         self.fleet = FleetMetrics(SampleLedger(settings.dedup_window))
         self.registry.register(self.fleet)
         self.registry.register(StoreHealthCollector(self.store))
@@ -96,6 +99,7 @@ class Exporter:
             self.health,
             clock,
             self.archive,
+            self.log_budget,
         )
 
     def expire(self) -> int:
@@ -234,6 +238,7 @@ def _routes(exporter: Exporter) -> Starlette:
 async def _expire_forever(exporter: Exporter) -> None:
     while True:
         await asyncio.sleep(exporter.settings.expiry_interval)
+        exporter.log_budget.flush()  # the summary of lines left out, also when a flood stops
         expired = exporter.expire()
         if expired:
             log.debug("expired %d series", expired)

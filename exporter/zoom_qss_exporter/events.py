@@ -9,6 +9,7 @@ value so that one bad value or item never sinks the whole event.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
@@ -29,9 +30,11 @@ __all__ = [
 
 
 def _text(value: object) -> str:
-    """Scalars become text; anything else (objects, lists, null) counts as absent."""
+    """Scalars become text; anything else (objects, lists, null) counts as absent. A lone
+    surrogate (no UTF-8 for it: no label or archive line could hold it) becomes U+FFFD; the
+    receiver refuses bodies with one, this covers every other way in (replay, tests)."""
     if isinstance(value, str):
-        return value
+        return value if value.isascii() else _SURROGATES.sub("\ufffd", value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -47,6 +50,7 @@ def _item(value: object) -> object:
     return {"invalid": True}
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
 Text = Annotated[str, BeforeValidator(_text)]
 # Unix milliseconds; bounded so that no arithmetic on it can overflow a float (year < 33658)
 EventTime = Annotated[int, Field(ge=0, lt=10**15)]

@@ -6,7 +6,8 @@ for phone), so ordering, freshness and lifetime are kept per stream: a stream's 
 its newest item, an item not newer than the newest one is stale and changes nothing, a value
 missing from the newest item is gone (not frozen at its last value), and a stream expires
 after a TTL without items. Departures end a participant's per-sample streams and are
-remembered, so that a retried event cannot bring them back; a hard cap bounds the heap.
+remembered, so that a retried event cannot bring them back; a hard cap bounds the heap: on
+live series (``max_series``), and on departure records (as many, the oldest go first).
 
 Layout, for a few hundred thousand series: every series is one pre-rendered exposition line
 (``{labels} value``, updated on write) in its family's dict, keyed by a small integer made
@@ -66,6 +67,7 @@ class StoreLimits:
     ttl: float = 300.0
     summary_ttl: float = 3600.0
     max_series: int = 1_000_000
+    max_departures: int = 0  # departure records kept; 0: as many as max_series
 
 
 @dataclass(slots=True)
@@ -73,6 +75,7 @@ class WriteResult:
     written: int = 0  # samples that created or updated a series
     stale: int = 0  # samples of an item not newer than its stream's newest, or of a leaver
     dropped: int = 0  # new series refused because the store is full
+    info_stale: bool = False  # the event's info was known already, as new or newer
 
 
 class SeriesStore:
@@ -99,11 +102,18 @@ class SeriesStore:
         self._live = 0
         self.expired_total = 0
         self.dropped_total = 0
+        self.departures_dropped_total = 0  # departure records forgotten early, at their cap
+        self.max_departures = limits.max_departures or limits.max_series
 
     # --- reading ----------------------------------------------------------------------------
 
     def __len__(self) -> int:
         return self._live
+
+    @property
+    def departures(self) -> int:
+        """Departure records held (one per departed participant or call party)."""
+        return len(self._departed)
 
     def families(self) -> Iterator[FamilySeries]:
         yield from self._families.values()
@@ -207,7 +217,7 @@ class SeriesStore:
         self.dropped_total += dropped
         # an event whose samples were all stale (a redelivery, a leaver's) brings back no info
         if conversion.info is not None and (result.written or not conversion.samples):
-            self._merge_info(conversion.info, now)
+            result.info_stale = not self._merge_info(conversion.info, now)
         return result
 
     def _close_item(self, sid: int, kind: int, carried: int) -> None:
@@ -279,17 +289,24 @@ class SeriesStore:
             bits, self._masks[SAMPLE][sid] = self._masks[SAMPLE][sid], 0
             self._remove_bits(sid, bits)
             self._release_if_empty(sid)
-        self._departed[owner] = now + self.limits.ttl
+        departed = self._departed
+        if departed.pop(owner, None) is None and len(departed) >= self.max_departures:
+            # the oldest record goes: insertion order is expiry order (one TTL for all)
+            del departed[next(iter(departed))]
+            self.departures_dropped_total += 1
+        departed[owner] = now + self.limits.ttl
 
-    def _merge_info(self, update: InfoUpdate, now: float) -> None:
-        """Newest values win; an older event only fills in what is still unknown."""
+    def _merge_info(self, update: InfoUpdate, now: float) -> bool:
+        """Newest values win; an older event only fills in what is still unknown. False when
+        the update brought nothing: not newer than the record, and no value it lacked (a
+        redelivered or replayed ``*_data`` event), which then changes nothing."""
         owner = update.owner
         record = self._info.get(owner)
         packed = self._families[PARTICIPANT_INFO]
         if record is not None and not update.values:  # a refresh: nothing new is known
             sid = packed.streams[owner]
             self._updated[SUMMARY][sid] = now
-            return
+            return True
         new = tuple(update.values.get(k, "") for k in _INFO_KEYS)
         if record is None:
             timestamp, values = update.timestamp, new
@@ -303,21 +320,25 @@ class SeriesStore:
         lines = packed.lines[0]
         if sid >= 0 and sid in lines:
             assert record is not None
+            if update.timestamp <= record[0] and values == record[1]:
+                return False
             if values != record[1]:
                 lines[sid] = self._info_line(sid, values)
             self._updated[SUMMARY][sid] = now
             self._stamps[SUMMARY][sid] = timestamp
             self._info[owner] = (timestamp, values)
-            return
+            return True
         if self._live >= self.limits.max_series:
             self.dropped_total += 1
-            return
+            return True
         if sid < 0:
             sid = self._new_stream(owner, packed, timestamp, now)
-        self._info[owner] = (timestamp, values)
+        # the line first: state changes only once it exists, so a record is never half made
         lines[sid] = self._info_line(sid, values)
+        self._info[owner] = (timestamp, values)
         self._masks[SUMMARY][sid] = 1 << packed.bit
         self._live += 1
+        return True
 
     def _info_line(self, sid: int, values: Labels) -> bytes:
         owner = self._labels[sid]
