@@ -336,7 +336,7 @@ def hostile() -> Iterator[LiveExporter]:
     )
     clock = FakeClock()
     exporter = Exporter(settings, clock=clock)
-    server, thread, url = serve(create_app(exporter))
+    server, thread, url = serve(create_app(exporter), exporter.http_protocol)
     with httpx.Client(timeout=10) as client:
         yield LiveExporter(exporter, clock, url, client)
     server.should_exit = True

@@ -36,6 +36,7 @@ from .remote_client import check_options, redact
 from .remote_queue import RemoteWriteQueue
 from .remote_sink import RemoteWriteSink
 from .store import SeriesStore, StoreLimits
+from .transport import CoalescingHttpToolsProtocol, reporting_to
 from .web import FastRoute, ListenerFilter, require_auth
 
 log = logging.getLogger("zoom_qss_exporter")
@@ -55,6 +56,8 @@ class Exporter:
         self.health = HealthMetrics(self.registry)
         # what clients without the secret can make the exporter log (receiver, HTTP layer)
         self.log_budget = LogBudget(clock)
+        # the server's protocol: bounds request heads on both listeners, reports refusals here
+        self.http_protocol: type[CoalescingHttpToolsProtocol] = reporting_to(self.refused_request)
         self.fleet = FleetMetrics(SampleLedger(settings.dedup_window))
         self.registry.register(self.fleet)
         self.registry.register(StoreHealthCollector(self.store))
@@ -104,6 +107,13 @@ class Exporter:
 
     def expire(self) -> int:
         return self.pipeline.expire(self.clock())
+
+    def refused_request(self, reason: str, status: int) -> None:
+        """A request the HTTP layer refused (head too large, malformed): counted, and logged
+        within the budget of what clients without the secret may make us log."""
+        self.health.count_refused(reason)
+        if self.log_budget.allow(reason):
+            log.info("refused request", extra={"reason": reason, "status": status})
 
     async def metrics(self, request: Request) -> Response:
         self.expire()  # a scrape never shows a series past its TTL

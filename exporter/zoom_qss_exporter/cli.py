@@ -85,7 +85,8 @@ def _serve(args: argparse.Namespace) -> int:
     from .security import MetricsAuthError
 
     try:
-        app = create_app(Exporter(settings))
+        exporter = Exporter(settings)
+        app = create_app(exporter)
     except (RemoteWriteError, ArchiveError, MetricsAuthError) as error:
         print(f"zoom-qss-exporter: error: {error}", file=sys.stderr)
         return 2
@@ -104,7 +105,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .web import serve
 
     try:
-        serve(app, settings)
+        serve(app, settings, exporter.http_protocol)
     except OSError as error:  # the address is taken or not ours
         print(f"zoom-qss-exporter: error: cannot listen: {error}", file=sys.stderr)
         return 1
