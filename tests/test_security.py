@@ -510,8 +510,12 @@ def test_log_budget_summarises_what_it_leaves_out() -> None:
     clock = FakeClock(0.0)
     logger = logging.getLogger("test.budget")
     records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
     logger.addHandler(handler)
     try:
         budget = LogBudget(clock, lines=3, interval=5.0, logger=logger)
