@@ -258,8 +258,8 @@ def test_utf16_and_utf32_bodies_are_refused_400(name: str, codec: str, ascii_onl
 @given(case=mutated_events(), text=any_text)
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 def test_validated_text_never_holds_a_surrogate(case: tuple[str, Any], text: str) -> None:
-    """Whatever reaches the models by another way than the receiver (replay, tests), no text
-    they give can fail to encode as UTF-8."""
+    """Whatever reaches the models by another way than the receiver (replay, tests), no
+    label value made from what they give can fail to encode as UTF-8."""
     name, document = case
     paths = _string_paths(document)
     if paths:
@@ -268,9 +268,14 @@ def test_validated_text_never_holds_a_surrogate(case: tuple[str, Any], text: str
         event = EVENT_MODELS[name].model_validate(document)
     except ValidationError:
         return
-    event.model_dump_json().encode("utf-8")  # raises on a surrogate
     for options in _OPTIONS:
-        convert(event, options)
+        conversion = convert(event, options)
+        labels = [value for sample in conversion.samples for value in sample.labels]
+        labels += [value for sample in conversion.fleet for value in sample.stream]
+        if conversion.info is not None:
+            labels += [*conversion.info.owner, *conversion.info.values.values()]
+        for value in labels:
+            value.encode("utf-8")  # raises on a surrogate
 
 
 @given(values=st.lists(any_text, min_size=len(f.INFO_LABELS), max_size=len(f.INFO_LABELS)))
