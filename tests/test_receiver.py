@@ -12,6 +12,7 @@ import pytest
 
 from conftest import TOKEN, LiveExporter, LiveFactory, example, key
 from zoom_qss_exporter import receiver
+from zoom_qss_exporter.events import EVENT_MODELS
 from zoom_qss_exporter.families import MAX_LABEL_VALUE
 
 QOS = example("meeting.participant_qos")
@@ -299,3 +300,10 @@ def test_skip_signature_verification_accepts_unsigned(live_factory: LiveFactory)
         live.url + "/webhook", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == 200
+
+
+def test_error_series_exist_from_the_start(live: LiveExporter) -> None:
+    """ZoomQSSWebhookErrors reads increase(): a series born at 1 would hide the first 500."""
+    metrics = live.metrics()
+    for event in (*EVENT_MODELS, "endpoint.url_validation", "other", "unverified"):
+        assert metrics[key("zoom_qss_exporter_events_total", event=event, outcome="error")] == 0

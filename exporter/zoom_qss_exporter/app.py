@@ -70,6 +70,7 @@ class Exporter:
         if settings.remote_write is not None:
             check_options(settings.remote_write)
             self.remote_write = RemoteWriteQueue(settings.remote_write)
+            self.health.expect_overload()
             self.registry.register(self.remote_write)
             sink = RemoteWriteSink(
                 self.remote_write,

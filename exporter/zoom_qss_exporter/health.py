@@ -97,12 +97,21 @@ class HealthMetrics(Collector):
         for event in EVENT_MODELS:  # the series alerts and dashboards expect exist from the start
             self.events.inc((event, Outcome.ACCEPTED.value), 0)
         self.events.inc((UNVERIFIED, Outcome.INVALID_SIGNATURE.value), 0)
+        # a failure that creates its series at 1 would be no increase() to ZoomQSSWebhookErrors
+        for event in (*EVENT_MODELS, URL_VALIDATION, OTHER_EVENT, UNVERIFIED):
+            self.events.inc((event, Outcome.ERROR.value), 0)
         for reason in REFUSAL_REASONS:
             self.requests_refused.inc((reason,), 0)
         registry.register(self)
 
     def count_event(self, event: str, outcome: Outcome) -> None:
         self.events.inc((event, outcome.value))
+
+    def expect_overload(self) -> None:
+        """With remote write every event can be refused 503: its series exist from the start
+        (at 0), so that the first refusal is an increase to ZoomQSSWebhookErrors."""
+        for event in EVENT_MODELS:
+            self.events.inc((event, Outcome.REJECTED_OVERLOAD.value), 0)
 
     def count_refused(self, reason: str) -> None:
         self.requests_refused.inc((reason,))
