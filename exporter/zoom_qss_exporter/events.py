@@ -135,7 +135,7 @@ class _SessionPayload(_Model):
 class MeetingEvent(_Model):
     """Any ``meeting.*`` or ``webinar.*`` event: one participant of one instance."""
 
-    event: str
+    event: Text  # chose the model; labels (product) are made from it too
     event_ts: EventTime
     payload: _MeetingPayload
 
@@ -173,7 +173,7 @@ class MeetingEvent(_Model):
 class SessionEvent(_Model):
     """Any ``session.*`` (Video SDK) event: one user of one session."""
 
-    event: str
+    event: Text  # chose the model; labels (product) are made from it too
     event_ts: EventTime
     payload: _SessionPayload
 
@@ -241,7 +241,7 @@ class _CallQosSummaryPayload(_Model):
 class CallQosEvent(_Model):
     """``phone.call_qos``: one sample of one party, every few seconds."""
 
-    event: str
+    event: Text  # chose the model; labels (product) are made from it too
     event_ts: EventTime
     payload: _CallQosPayload
 
@@ -255,7 +255,7 @@ class CallQosEvent(_Model):
 class CallQosSummaryEvent(_Model):
     """``phone.call_qos_summary``: every sample of the call, per party, at its end."""
 
-    event: str
+    event: Text  # chose the model; labels (product) are made from it too
     event_ts: EventTime
     payload: _CallQosSummaryPayload
 
