@@ -325,3 +325,19 @@ def test_malformed_http_is_400_json_counted_and_logged_within_the_budget(
     lines = [r for r in caplog.records if r.getMessage() == "refused request"]
     assert len(lines) == 20  # LogBudget's default: 20 lines per 10 s
     assert "Invalid HTTP request received." not in caplog.text
+
+
+def test_upgrade_requests_are_served_without_a_warning_each(
+    two_listeners: tuple[str, str, httpx.Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    """uvicorn warns twice for each request asking to upgrade to a protocol it does not
+    speak (a scanner's ``h2c``, a WebSocket without a library): a log flood for anyone."""
+    caplog.set_level(logging.INFO)
+    public, internal, client = two_listeners
+    for protocol in ("websocket", "h2c") * 10:
+        head = (
+            b"GET /openapi.json HTTP/1.1\r\nhost: x\r\nconnection: upgrade, close\r\n"
+            b"upgrade: " + protocol.encode() + b"\r\n\r\n"
+        )
+        assert exchange(public, head)[0].startswith(b"HTTP/1.1 200")
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]

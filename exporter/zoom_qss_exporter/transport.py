@@ -115,6 +115,12 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         if self._in_head and self._head_received > MAX_HEAD_BYTES:
             self._refuse("head_too_large")
 
+    def _unsupported_upgrade_warning(self) -> None:
+        """An ``Upgrade`` the server does not speak (no WebSocket here; ``h2c``): the request
+        is served as plain HTTP. uvicorn warns twice per such request, which any client
+        could repeat to flood the log: debug here."""
+        self.logger.debug("unsupported upgrade request, served as plain HTTP")
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_size = self._header_count = 0
