@@ -333,7 +333,7 @@ def test_upgrade_requests_are_served_without_a_warning_each(
     """uvicorn warns twice for each request asking to upgrade to a protocol it does not
     speak (a scanner's ``h2c``, a WebSocket without a library): a log flood for anyone."""
     caplog.set_level(logging.INFO)
-    public, internal, client = two_listeners
+    public = two_listeners[0]
     for protocol in ("websocket", "h2c") * 10:
         head = (
             b"GET /openapi.json HTTP/1.1\r\nhost: x\r\nconnection: upgrade, close\r\n"
