@@ -141,6 +141,19 @@ def _request_id(value: bytes) -> Callable[[LiveExporter, bytes], list[tuple[byte
     return make
 
 
+def _raw_header(name: bytes, value: bytes) -> Callable[[LiveExporter, bytes], list[Any]]:
+    """Signed headers with ``name`` replaced by raw bytes."""
+
+    def make(live: LiveExporter, body: bytes) -> list[tuple[bytes, bytes]]:
+        pairs = [(k.encode(), v.encode()) for k, v in signed(live, body).items()]
+        return [*(pair for pair in pairs if pair[0] != name), (name, value)]
+
+    return make
+
+
+FULL_WIDTH_DIGITS = ("\uff11\uff17" + "\uff10" * 8).encode()  # "1700000000", full width
+
+
 def raw_surrogate(document: dict[str, Any], path: str, text: str = "a\ud800b") -> bytes:
     """``document`` as UTF-8, with ``text`` at ``path`` written raw: a lone surrogate as the
     three bytes ED A0 80 that Python's lenient codec (and CESU-8) makes of it."""
@@ -320,6 +333,22 @@ CASES: dict[str, Case] = {
             *[(k.encode(), v.encode()) for k, v in _wrong_token(live, body).items()],
             (b"x-zm-request-id", b"\xe9" * 30_000),
         ],
+    ),
+    "content type of latin-1 bytes": Case(
+        _json(qos()),
+        415,
+        BAD_JSON,
+        _raw_header(b"content-type", b"application/j\xe9son; " + b"\xff" * 5000),
+        error_mentions="application/json",
+    ),
+    "signature of non-ASCII bytes": Case(
+        _json(qos()), 401, BAD_SIGNATURE, _raw_header(b"x-zm-signature", b"v0=\xe9" * 64)
+    ),
+    "timestamp of non-ASCII digits": Case(
+        _json(qos()),
+        401,
+        BAD_SIGNATURE,
+        _raw_header(b"x-zm-request-timestamp", FULL_WIDTH_DIGITS),
     ),
     "no signature headers": Case(
         _json(qos()),
@@ -686,4 +715,28 @@ def test_raw_surrogates_in_every_string_field_are_400(hostile: LiveExporter, nam
             assert "UTF-8" in answer.json()["error"], path
             sent += 1
     assert events_total(hostile)[BAD_JSON] == before + sent
+    assert_still_serving(hostile)
+
+
+def test_headers_over_the_limit_are_431_and_the_exporter_keeps_serving(
+    hostile: LiveExporter,
+) -> None:
+    """A huge non-ASCII header value, and a hundred and one small headers: 431 with a JSON
+    error and the connection closed, counted by the HTTP layer."""
+    body = _json(qos())
+    cases = {
+        "head_too_large": request_head(hostile, body, "x-zm-request-id: " + "\xe9" * 40_000),
+        "too_many_headers": request_head(hostile, body, *(f"x-{n}: v" for n in range(101))),
+    }
+    for reason, head in cases.items():
+        text = hostile.metrics_text()
+        line = f'zoom_qss_exporter_http_requests_refused_total{{reason="{reason}"}} '
+        before = float(next(r for r in text.splitlines() if r.startswith(line)).split()[-1])
+        answer = raw_exchange(hostile, head.decode("utf-8").encode("latin-1") + body)
+        assert status_of(answer) == 431
+        assert b"connection: close" in answer.lower()
+        assert set(json_of(answer)) == {"error"}
+        text = hostile.metrics_text()
+        after = float(next(r for r in text.splitlines() if r.startswith(line)).split()[-1])
+        assert after == before + 1
     assert_still_serving(hostile)
