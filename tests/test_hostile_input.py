@@ -740,3 +740,22 @@ def test_headers_over_the_limit_are_431_and_the_exporter_keeps_serving(
         after = float(next(r for r in text.splitlines() if r.startswith(line)).split()[-1])
         assert after == before + 1
     assert_still_serving(hostile)
+
+
+def test_a_raw_surrogate_never_poisons_its_participant(hostile: LiveExporter) -> None:
+    """The review's case: a signed ``*_data`` event whose user name holds the bytes ED A0 80.
+    It was stored, every later event of that participant answered 500 and the record never
+    expired; now it is a 400, and the participant's next events are accepted and shown."""
+    document = with_(data(), "payload.object.participant.user_name", "x")
+    uuid = document["payload"]["object"]["uuid"]
+    poisoned = raw_surrogate(document, "payload.object.participant.data.0.device")
+    assert hostile.post(poisoned).status_code == 400
+    assert hostile.post(document).json() == {"status": "accepted"}
+    later = with_(qos(), "payload.object.uuid", uuid)
+    assert hostile.post(later).json() == {"status": "accepted"}
+    info = [
+        dict(labels)
+        for labels in series_of(hostile.metrics(), "zoom_participant_info")
+        if dict(labels)["meeting_id"] == uuid
+    ]
+    assert [labels["device"] for labels in info] == ["WIN"]
