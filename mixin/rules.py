@@ -366,6 +366,21 @@ def _exporter_alerts(config: Config) -> list[Rule]:
         ),
         _alert(
             config,
+            "ZoomQSSWebhookErrors",
+            # every event and outcome series exists from the start at 0 (health.py), so the
+            # first failure is an increase too
+            f"sum by (job, instance, event) (increase(zoom_qss_exporter_events_total"
+            f'{{{selector}, outcome=~"error|rejected_overload"}}[10m]))\n> 0\n',
+            every,
+            "warning",
+            "The Zoom QSS webhook answers deliveries with a 5xx.",
+            "The exporter {{ $labels.instance }} answered "
+            '{{ $value | printf "%.0f" }} {{ $labels.event }} deliveries with a 5xx in the '
+            "last 10m (500: a bug, see the log; 503: the remote-write queue is full). Zoom "
+            "retries them for a while, then drops them: their data is lost.",
+        ),
+        _alert(
+            config,
             "ZoomQSSSeriesCapReached",
             f"increase(zoom_qss_exporter_series_dropped_total{{{selector}}}[10m]) > 0",
             every,

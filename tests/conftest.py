@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -121,7 +122,9 @@ def request_head(live: LiveExporter, body: bytes, *lines: str) -> bytes:
     return (text + "\r\n").encode()
 
 
-def serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
+def serve(
+    app: Any, http: type[asyncio.Protocol] = CoalescingHttpToolsProtocol
+) -> tuple[uvicorn.Server, threading.Thread, str]:
     # IPPROTO_TCP, as getaddrinfo gives it: asyncio sets TCP_NODELAY only on such sockets,
     # and without it every answer after the first on a connection waits ~40 ms (Nagle)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -131,7 +134,7 @@ def serve(app: Any) -> tuple[uvicorn.Server, threading.Thread, str]:
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            http=CoalescingHttpToolsProtocol,
+            http=http,
             loop="uvloop",
             log_level="warning",
             lifespan="on",
@@ -159,7 +162,7 @@ def live_factory() -> Iterator[LiveFactory]:
         settings = replace(Settings(secret_tokens=(TOKEN,), metrics_cache=0.0), **overrides)
         clock = FakeClock()
         exporter = Exporter(settings, clock=clock)
-        server, thread, url = serve(create_app(exporter))
+        server, thread, url = serve(create_app(exporter), exporter.http_protocol)
         client = httpx.Client(timeout=10)
         running.append((server, thread, client))
         return LiveExporter(exporter, clock, url, client)

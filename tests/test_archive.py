@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from conftest import TOKEN, LiveExporter, LiveFactory, SeriesKey, example, key, series_of
@@ -18,6 +21,7 @@ from remote_receiver import FakeReceiver, fake_receiver
 from zoom_qss_exporter.archive import Archive, ArchiveError, ArchiveOptions, read_archive
 from zoom_qss_exporter.cli import main
 from zoom_qss_exporter.remote_client import RemoteWriteOptions
+from zoom_qss_exporter.signature import sign_headers
 
 NOW = 1_700_000_000.0
 
@@ -312,3 +316,116 @@ def test_replay_needs_exactly_one_destination(
     assert "exactly one of --remote-write.url and --target" in capsys.readouterr().err
     both = ["replay", "--target=http://127.0.0.1:1/webhook", "--remote-write.url=http://x/w"]
     assert main([*both, str(path)]) == 2
+
+
+def test_archive_files_are_owner_only(tmp_path: Path) -> None:
+    """They hold raw bodies (e-mail and IP addresses): 0600, in a 0700 directory when the
+    archive creates it, whatever the umask lets through."""
+    old = os.umask(0o022)
+    try:
+        archive = Archive(ArchiveOptions(str(tmp_path / "new" / "archive"), max_bytes=200))
+        body = json.dumps(qos("a", 1)).encode()
+        for n in range(3):  # the first file and those after a rotation
+            assert archive.append(body, qos("a", 1), NOW + n, f"r{n}")
+        archive.close()
+    finally:
+        os.umask(old)
+    written = files(tmp_path / "new" / "archive")
+    assert len(written) == 3
+    assert all(stat.S_IMODE(path.stat().st_mode) == 0o600 for path in written)
+    assert stat.S_IMODE((tmp_path / "new" / "archive").stat().st_mode) == 0o700
+
+
+def test_bodies_that_are_not_utf8_are_refused_and_never_archived(
+    tmp_path: Path, live_factory: LiveFactory
+) -> None:
+    """The archive promises one line of UTF-8 JSON per event: UTF-16/32 bodies and encoded
+    surrogates are refused (400) before it is written."""
+    live = live_factory(archive=ArchiveOptions(str(tmp_path)))
+    text = json.dumps(qos("a", 1))
+    bad = [
+        text.encode("utf-16"),
+        text.encode("utf-16-le"),
+        text.encode("utf-32-be"),
+        text.replace('"a"', '"\ud800"').encode("utf-8", "surrogatepass"),
+    ]
+    for body in bad:
+        assert live.post(body).status_code == 400
+    assert live.post(qos("b", 1)).status_code == 200
+    assert [e.request_id for e in read_archive(files(tmp_path))] == [""]
+    for path in files(tmp_path):
+        path.read_bytes().decode("utf-8")  # strict
+
+
+def test_replay_survives_any_request_id_and_reports_what_it_skipped(
+    tmp_path: Path,
+    live_factory: LiveFactory,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An archived request id that is not ASCII (the exporter reads the header as latin-1),
+    or that no header can carry (an edited archive), and a cut line: every event is replayed
+    with what of its id can be sent, and the report names what was skipped."""
+    first = live_factory(archive=ArchiveOptions(str(tmp_path / "first")))
+    raw_id = b"caf\xe9-\xff"
+    body = json.dumps(qos("a", 1)).encode()
+    headers = {"x-zm-request-id": raw_id.decode("latin-1")}
+    response = first.client.post(
+        first.url + "/webhook",
+        content=body,
+        headers=[
+            (b"content-type", b"application/json"),
+            *[(k.encode(), v.encode()) for k, v in sign_headers(TOKEN, int(NOW), body).items()],
+            (b"x-zm-request-id", raw_id),
+        ],
+    )
+    assert response.status_code == 200
+    (archived,) = read_archive(files(tmp_path / "first"))
+    assert archived.request_id == headers["x-zm-request-id"]
+    edited = tmp_path / "edited.jsonl"
+    lines = [
+        {"received_at": NOW, "request_id": "漢字", "event": qos("b", 1)},
+        {"received_at": NOW, "request_id": "line\nbreak", "event": qos("c", 1)},
+    ]
+    edited.write_text("".join(json.dumps(line) + "\n" for line in lines) + '{"received_at": 1, "re')
+    second = live_factory(archive=ArchiveOptions(str(tmp_path / "second")))
+    second.clock.now = time.time()  # replay signs with the real time
+    monkeypatch.setenv("ZOOM_WEBHOOK_SECRET_TOKEN", TOKEN)
+    paths = [*files(tmp_path / "first"), edited]
+    assert main(["replay", "--target", second.url + "/webhook", *map(str, paths)]) == 1
+    out = capsys.readouterr().out
+    assert "replay: 3 events from 2 files (3 accepted)" in out
+    assert f"replay: {edited}:3: " in out  # the cut line, skipped and named
+    replayed = read_archive(files(tmp_path / "second"))
+    assert [e.request_id for e in replayed] == [headers["x-zm-request-id"], "", ""]
+
+
+def test_replay_goes_on_after_an_event_it_cannot_send(
+    tmp_path: Path, live_factory: LiveFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whatever goes wrong with one record (here: the target refuses the connection's
+    protocol for it), the next ones are sent and the report says which was skipped."""
+    live = live_factory()
+    live.clock.now = time.time()
+    path = tmp_path / "events.jsonl"
+    events = [{"received_at": NOW, "request_id": f"r{n}", "event": qos(f"p{n}", 1)} for n in (1, 2)]
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    real_post = httpx.Client.post
+    calls = 0
+
+    def flaky(self: httpx.Client, url: str, **kwargs: Any) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise UnicodeEncodeError("ascii", "é", 0, 1, "ordinal not in range(128)")
+        return real_post(self, url, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(httpx.Client, "post", flaky)
+        code = main(
+            ["replay", "--target", live.url + "/webhook", "--secret-token", TOKEN, str(path)]
+        )
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "replay: 2 events from 1 files (1 accepted, 1 skipped)" in out
+    assert "replay: r1: skipped: UnicodeEncodeError" in out

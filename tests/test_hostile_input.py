@@ -30,6 +30,7 @@ from conftest import (
 )
 from zoom_qss_exporter.app import Exporter, create_app
 from zoom_qss_exporter.config import Settings
+from zoom_qss_exporter.events import EVENT_MODELS
 from zoom_qss_exporter.signature import sign_headers
 
 _QOS = example("meeting.participant_qos")
@@ -130,6 +131,39 @@ def _timestamped(offset: float) -> Callable[[LiveExporter, bytes], dict[str, str
     return make
 
 
+def _request_id(value: bytes) -> Callable[[LiveExporter, bytes], list[tuple[bytes, bytes]]]:
+    """Signed headers with ``x-zm-request-id`` set to raw bytes (not ASCII, or huge)."""
+
+    def make(live: LiveExporter, body: bytes) -> list[tuple[bytes, bytes]]:
+        pairs = [(k.encode(), v.encode()) for k, v in signed(live, body).items()]
+        return [*pairs, (b"x-zm-request-id", value)]
+
+    return make
+
+
+def _raw_header(name: bytes, value: bytes) -> Callable[[LiveExporter, bytes], list[Any]]:
+    """Signed headers with ``name`` replaced by raw bytes."""
+
+    def make(live: LiveExporter, body: bytes) -> list[tuple[bytes, bytes]]:
+        pairs = [(k.encode(), v.encode()) for k, v in signed(live, body).items()]
+        return [*(pair for pair in pairs if pair[0] != name), (name, value)]
+
+    return make
+
+
+FULL_WIDTH_DIGITS = ("\uff11\uff17" + "\uff10" * 8).encode()  # "1700000000", full width
+
+
+def raw_surrogate(document: dict[str, Any], path: str, text: str = "a\ud800b") -> bytes:
+    """``document`` as UTF-8, with ``text`` at ``path`` written raw: a lone surrogate as the
+    three bytes ED A0 80 that Python's lenient codec (and CESU-8) makes of it."""
+    changed = with_(document, path, text)
+    return json.dumps(changed, ensure_ascii=False).encode("utf-8", "surrogatepass")
+
+
+CESU8_TEXT = "smile \ud83d\ude00"  # the emoji's surrogate pair, as CESU-8 writes it: 6 bytes
+
+
 def _wrong_token(live: LiveExporter, body: bytes) -> dict[str, str]:
     return {"content-type": "application/json", **sign_headers("guess", int(live.clock()), body)}
 
@@ -164,6 +198,40 @@ CASES: dict[str, Case] = {
         BAD_JSON,
         error_mentions="surrogate",
     ),
+    "raw lone surrogate (bytes ED A0 80) in a user name": Case(
+        raw_surrogate(data(), "payload.object.participant.user_name"),
+        400,
+        BAD_JSON,
+        error_mentions="surrogate",
+    ),
+    "raw lone surrogate in the meeting uuid": Case(
+        raw_surrogate(qos(), "payload.object.uuid"), 400, BAD_JSON, error_mentions="UTF-8"
+    ),
+    "CESU-8 emoji in a device name": Case(
+        raw_surrogate(data(), "payload.object.participant.data.0.device", CESU8_TEXT),
+        400,
+        BAD_JSON,
+        error_mentions="CESU-8",
+    ),
+    "UTF-16 (little-endian) body": Case(
+        json.dumps(qos()).encode("utf-16-le"), 400, BAD_JSON, error_mentions="UTF-16"
+    ),
+    "UTF-16 (big-endian) body": Case(
+        json.dumps(qos()).encode("utf-16-be"), 400, BAD_JSON, error_mentions="UTF-16"
+    ),
+    "UTF-16 body with its byte order mark": Case(
+        json.dumps(qos()).encode("utf-16"), 400, BAD_JSON, error_mentions="UTF-16"
+    ),
+    "UTF-32 (little-endian) body": Case(
+        json.dumps(qos()).encode("utf-32-le"), 400, BAD_JSON, error_mentions="UTF-32"
+    ),
+    "UTF-32 (big-endian) body": Case(
+        json.dumps(qos()).encode("utf-32-be"), 400, BAD_JSON, error_mentions="UTF-32"
+    ),
+    "UTF-32 body with its byte order mark": Case(
+        json.dumps(qos()).encode("utf-32"), 400, BAD_JSON, error_mentions="UTF-32"
+    ),
+    "UTF-8 byte order mark": Case(b"\xef\xbb\xbf" + _json(qos()), 400, BAD_JSON),
     "escaped surrogate pair": Case(
         _json(with_(data(), "payload.object.participant.user_name", "x")).replace(
             b'"x"', b'"\\ud83d\\ude00"'
@@ -248,6 +316,40 @@ CASES: dict[str, Case] = {
         _json(with_(qos(), "payload.numbers", list(range(10_000)))), 200, QOS_ACCEPTED
     ),
     # headers
+    "request id of latin-1 bytes": Case(
+        _json(qos()), 200, QOS_ACCEPTED, _request_id(b"caf\xe9-\xff-\x80")
+    ),
+    "request id of UTF-8 bytes": Case(
+        _json(qos()), 200, QOS_ACCEPTED, _request_id("漢字-😀".encode())
+    ),
+    "huge request id (30,000 bytes, under the head limit)": Case(
+        _json(qos()), 200, QOS_ACCEPTED, _request_id(b"r" * 30_000)
+    ),
+    "huge non-ASCII request id on a forged request": Case(
+        _json(qos()),
+        401,
+        BAD_SIGNATURE,
+        lambda live, body: [
+            *[(k.encode(), v.encode()) for k, v in _wrong_token(live, body).items()],
+            (b"x-zm-request-id", b"\xe9" * 30_000),
+        ],
+    ),
+    "content type of latin-1 bytes": Case(
+        _json(qos()),
+        415,
+        BAD_JSON,
+        _raw_header(b"content-type", b"application/j\xe9son; " + b"\xff" * 5000),
+        error_mentions="application/json",
+    ),
+    "signature of non-ASCII bytes": Case(
+        _json(qos()), 401, BAD_SIGNATURE, _raw_header(b"x-zm-signature", b"v0=\xe9" * 64)
+    ),
+    "timestamp of non-ASCII digits": Case(
+        _json(qos()),
+        401,
+        BAD_SIGNATURE,
+        _raw_header(b"x-zm-request-timestamp", FULL_WIDTH_DIGITS),
+    ),
     "no signature headers": Case(
         _json(qos()),
         401,
@@ -336,7 +438,7 @@ def hostile() -> Iterator[LiveExporter]:
     )
     clock = FakeClock()
     exporter = Exporter(settings, clock=clock)
-    server, thread, url = serve(create_app(exporter))
+    server, thread, url = serve(create_app(exporter), exporter.http_protocol)
     with httpx.Client(timeout=10) as client:
         yield LiveExporter(exporter, clock, url, client)
     server.should_exit = True
@@ -576,3 +678,84 @@ def test_get_and_other_methods_on_the_webhook_are_json(hostile: LiveExporter) ->
         response = hostile.client.request(method, hostile.url + "/webhook")
         assert response.status_code == 405
         assert response.json()["error"]
+
+
+# --- raw surrogates and CESU-8 in every string field of every event ----------------------------
+
+
+def _string_paths(document: object, prefix: str = "") -> Iterator[str]:
+    """The dotted path of every string value in ``document`` (list indexes as numbers)."""
+    if isinstance(document, dict):
+        for name, value in document.items():
+            yield from _string_paths(value, f"{prefix}{name}.")
+    elif isinstance(document, list):
+        for index, value in enumerate(document):
+            yield from _string_paths(value, f"{prefix}{index}.")
+    elif isinstance(document, str):
+        yield prefix[:-1]
+
+
+@pytest.mark.parametrize("name", sorted(EVENT_MODELS))
+def test_raw_surrogates_in_every_string_field_are_400(hostile: LiveExporter, name: str) -> None:
+    """Signed bodies with a lone surrogate (ED A0 80) or a CESU-8 emoji written raw into each
+    string field of Zoom's example: each one a 400 naming UTF-8, counted, and nothing of it
+    reaches the store (its /metrics still render)."""
+    document = with_(example(name), "event_ts", 1_700_000_000_000)
+    paths = list(_string_paths(document))
+    assert paths
+    before = events_total(hostile).get(BAD_JSON, 0)
+    sent = 0
+    for path in paths:
+        for text in ("lone \ud800 surrogate", CESU8_TEXT, "\udfff"):
+            body = raw_surrogate(document, path, text)
+            answer = hostile.client.post(
+                hostile.url + "/webhook", content=body, headers=signed(hostile, body)
+            )
+            assert answer.status_code == 400, (path, answer.text)
+            assert "UTF-8" in answer.json()["error"], path
+            sent += 1
+    assert events_total(hostile)[BAD_JSON] == before + sent
+    assert_still_serving(hostile)
+
+
+def test_headers_over_the_limit_are_431_and_the_exporter_keeps_serving(
+    hostile: LiveExporter,
+) -> None:
+    """A huge non-ASCII header value, and a hundred and one small headers: 431 with a JSON
+    error and the connection closed, counted by the HTTP layer."""
+    body = _json(qos())
+    cases = {
+        "head_too_large": request_head(hostile, body, "x-zm-request-id: " + "\xe9" * 40_000),
+        "too_many_headers": request_head(hostile, body, *(f"x-{n}: v" for n in range(101))),
+    }
+    for reason, head in cases.items():
+        text = hostile.metrics_text()
+        line = f'zoom_qss_exporter_http_requests_refused_total{{reason="{reason}"}} '
+        before = float(next(r for r in text.splitlines() if r.startswith(line)).split()[-1])
+        answer = raw_exchange(hostile, head.decode("utf-8").encode("latin-1") + body)
+        assert status_of(answer) == 431
+        assert b"connection: close" in answer.lower()
+        assert set(json_of(answer)) == {"error"}
+        text = hostile.metrics_text()
+        after = float(next(r for r in text.splitlines() if r.startswith(line)).split()[-1])
+        assert after == before + 1
+    assert_still_serving(hostile)
+
+
+def test_a_raw_surrogate_never_poisons_its_participant(hostile: LiveExporter) -> None:
+    """The review's case: a signed ``*_data`` event whose user name holds the bytes ED A0 80.
+    It was stored, every later event of that participant answered 500 and the record never
+    expired; now it is a 400, and the participant's next events are accepted and shown."""
+    document = with_(data(), "payload.object.participant.user_name", "x")
+    uuid = document["payload"]["object"]["uuid"]
+    poisoned = raw_surrogate(document, "payload.object.participant.data.0.device")
+    assert hostile.post(poisoned).status_code == 400
+    assert hostile.post(document).json() == {"status": "accepted"}
+    later = with_(qos(), "payload.object.uuid", uuid)
+    assert hostile.post(later).json() == {"status": "accepted"}
+    info = [
+        dict(labels)
+        for labels in series_of(hostile.metrics(), "zoom_participant_info")
+        if dict(labels)["meeting_id"] == uuid
+    ]
+    assert [labels["device"] for labels in info] == ["WIN"]

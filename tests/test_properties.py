@@ -15,8 +15,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import example
-from zoom_qss_exporter.convert import ConvertOptions, UserNameMode, convert, parse_time
+from zoom_qss_exporter import families as f
+from zoom_qss_exporter.convert import (
+    Conversion,
+    ConvertOptions,
+    InfoUpdate,
+    Sample,
+    UserNameMode,
+    convert,
+    parse_time,
+)
 from zoom_qss_exporter.events import EVENT_MODELS, ValidationError
+from zoom_qss_exporter.exposition import render_store
+from zoom_qss_exporter.receiver import Refusal, _parse_json
+from zoom_qss_exporter.store import SeriesStore, StoreLimits
 from zoom_qss_exporter.values import (
     InvalidValue,
     parse_cpu_pressure,
@@ -174,3 +186,109 @@ def test_mutated_examples_survive_a_json_round_trip(case: tuple[str, Any]) -> No
     except ValueError:
         return  # NaN/Infinity are refused with 400 before any model sees them
     _check(name, json.loads(text))
+
+
+# --- text that is not UTF-8: raw surrogates, CESU-8, UTF-16 and UTF-32 --------------------------
+
+surrogates = st.characters(categories=["Cs"])
+text_with_a_surrogate = st.builds(
+    lambda before, lone, after: before + lone + after,
+    st.text(max_size=8),
+    surrogates,
+    st.text(max_size=8),
+)
+# every character, lone surrogates included (and often: they are rare among all characters)
+any_text = text_with_a_surrogate | st.text(
+    st.characters(codec=None, exclude_categories=()), max_size=20
+)
+
+
+def _string_paths(document: object, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    if isinstance(document, str):
+        return [prefix]
+    items = (
+        document.items()
+        if isinstance(document, dict)
+        else enumerate(document)
+        if isinstance(document, list)
+        else ()
+    )
+    return [path for key, value in items for path in _string_paths(value, (*prefix, key))]
+
+
+@st.composite
+def events_with_a_surrogate(draw: st.DrawFn) -> tuple[str, bytes]:
+    """One of Zoom's examples with text holding a lone surrogate in one of its string fields,
+    written raw (the three bytes of its UTF-8 form, as CESU-8 and Python's lenient codec
+    write them) or as a ``\\uXXXX`` escape."""
+    name = draw(st.sampled_from(sorted(EXAMPLES)))
+    document = EXAMPLES[name]
+    path = draw(st.sampled_from(_string_paths(document)))
+    document = _replace(document, path, draw(text_with_a_surrogate))
+    if draw(st.booleans()):
+        return name, json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return name, json.dumps(document).encode()
+
+
+def _refused_400(body: bytes) -> str:
+    with pytest.raises(Refusal) as refusal:
+        _parse_json(body)
+    assert refusal.value.status == 400
+    return str(refusal.value)
+
+
+@given(case=events_with_a_surrogate())
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_a_lone_surrogate_anywhere_is_refused_400(case: tuple[str, bytes]) -> None:
+    reason = _refused_400(case[1])
+    assert "UTF-8" in reason or "surrogate" in reason
+
+
+@given(
+    name=st.sampled_from(sorted(EXAMPLES)),
+    codec=st.sampled_from(["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"]),
+    ascii_only=st.booleans(),
+)
+@settings(max_examples=100)
+def test_utf16_and_utf32_bodies_are_refused_400(name: str, codec: str, ascii_only: bool) -> None:
+    body = json.dumps(EXAMPLES[name], ensure_ascii=ascii_only).encode(codec)
+    assert "not UTF-16 or UTF-32" in _refused_400(body)
+
+
+@given(case=mutated_events(), text=any_text)
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+def test_validated_text_never_holds_a_surrogate(case: tuple[str, Any], text: str) -> None:
+    """Whatever reaches the models by another way than the receiver (replay, tests), no
+    label value made from what they give can fail to encode as UTF-8."""
+    name, document = case
+    paths = _string_paths(document)
+    if paths:
+        document = _replace(document, paths[len(text) % len(paths)], text)
+    try:
+        event = EVENT_MODELS[name].model_validate(document)
+    except ValidationError:
+        return
+    for options in _OPTIONS:
+        conversion = convert(event, options)
+        labels = [value for sample in conversion.samples for value in sample.labels]
+        labels += [value for sample in conversion.fleet for value in sample.stream]
+        for update in conversion.info:
+            labels += [*update.key, *update.values.values()]
+        for value in labels:
+            value.encode("utf-8")  # raises on a surrogate
+
+
+@given(values=st.lists(any_text, min_size=len(f.INFO_LABELS), max_size=len(f.INFO_LABELS)))
+@settings(max_examples=200)
+def test_any_label_values_render_as_utf8_and_expire(values: list[str]) -> None:
+    """Defence in depth: even a label value with a lone surrogate renders (as U+FFFD), and
+    its series expires."""
+    store = SeriesStore(StoreLimits(ttl=60.0, summary_ttl=60.0))
+    owner = (values[0], values[1], values[2])
+    info = dict(zip(f.INFO_LABELS[3:], values[3:], strict=True))
+    store.apply(Conversion(owner, info=[InfoUpdate(f.PARTICIPANT_INFO, owner, info, 1.0)]), 0.0)
+    store.apply(Conversion(owner, samples=[Sample(f.LATENCY, (*owner, values[3]), 0.1, 1.0)]), 0.0)
+    text = render_store(store).decode("utf-8")  # strict
+    assert text.count("zoom_participant_info{") == 1
+    store.expire(61.0)
+    assert len(store) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
@@ -10,6 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import TOKEN, LiveExporter, LiveFactory, example, key
+from zoom_qss_exporter import receiver
+from zoom_qss_exporter.events import EVENT_MODELS
 from zoom_qss_exporter.families import MAX_LABEL_VALUE
 
 QOS = example("meeting.participant_qos")
@@ -238,8 +241,48 @@ def test_a_bug_while_handling_is_500_json_and_the_server_keeps_serving(
     assert answer.status_code == 500
     assert answer.json() == {"error": "internal error"}
     assert "unexpected error on the webhook" in caplog.text and "a bug" in caplog.text
+    # counted under its event, so that a class of events failing is never silent
+    assert events_total(live, "meeting.participant_qos", "error") == 1
     monkeypatch.undo()
     assert live.post(QOS).json() == {"status": "accepted"}
+
+
+def test_url_validation_is_counted_accepted_only_once_answered(
+    live: LiveExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its answer is computed after the event is known: a failure there is a 500, counted
+    as ``error``, never as ``accepted``."""
+    challenge = {"event": "endpoint.url_validation", "payload": {"plainToken": "pt"}}
+
+    def broken(token: str, plain: str) -> str:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(receiver, "url_validation_token", broken)
+    assert live.post(challenge).status_code == 500
+    assert events_total(live, "endpoint.url_validation", "accepted") == 0
+    assert events_total(live, "endpoint.url_validation", "error") == 1
+    monkeypatch.undo()
+    assert live.post(challenge).status_code == 200
+    assert events_total(live, "endpoint.url_validation", "accepted") == 1
+
+
+def test_a_repeated_data_event_is_stale(live: LiveExporter) -> None:
+    """A ``*_data`` event carries no samples, only the participant's info: seen before (a
+    replay within the window, Zoom's redelivery), it changes nothing and is answered stale,
+    as docs/security.md says; a newer one, or one that adds a value, is accepted."""
+    data = example("meeting.participant_data")
+    del data["payload"]["object"]["participant"]["data"][0]["camera"]
+    assert live.post(data).json() == {"status": "accepted"}
+    assert live.post(data).json() == {"status": "stale"}
+    assert events_total(live, "meeting.participant_data", "stale") == 1
+    newer = copy.deepcopy(data)
+    newer["event_ts"] += 60_000
+    assert live.post(newer).json() == {"status": "accepted"}
+    older = copy.deepcopy(data)
+    older["payload"]["object"]["participant"]["data"][0]["camera"] = "not known yet"
+    older["event_ts"] -= 60_000
+    assert live.post(older).json() == {"status": "accepted"}  # fills in what was unknown
+    assert live.post(older).json() == {"status": "stale"}
 
 
 def test_probes_and_landing_page(live: LiveExporter) -> None:
@@ -270,3 +313,10 @@ def test_fields_zoom_adds_anywhere_are_counted_and_the_event_accepted(live: Live
     assert live.metrics()[skipped] == 3
     assert live.post(example("session.user_data_summary")).status_code == 200
     assert live.metrics()[skipped] == 3  # Zoom's documented fields are all known
+
+
+def test_error_series_exist_from_the_start(live: LiveExporter) -> None:
+    """ZoomQSSWebhookErrors reads increase(): a series born at 1 would hide the first 500."""
+    metrics = live.metrics()
+    for event in (*EVENT_MODELS, "endpoint.url_validation", "other", "unverified"):
+        assert metrics[key("zoom_qss_exporter_events_total", event=event, outcome="error")] == 0

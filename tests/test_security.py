@@ -22,10 +22,11 @@ import pytest
 import uvicorn
 
 from conftest import TOKEN, FakeClock, LiveExporter, LiveFactory, example, key
+from prometheus_harness import wait_for
 from zoom_qss_exporter.app import Exporter, create_app
 from zoom_qss_exporter.config import Settings, load_settings
 from zoom_qss_exporter.flags import ConfigError
-from zoom_qss_exporter.logs import JsonFormatter, LogfmtFormatter
+from zoom_qss_exporter.logs import REQUEST_ID_LENGTH, JsonFormatter, LogBudget, LogfmtFormatter, cut
 from zoom_qss_exporter.security import KEY_LENGTH, MetricsAuth, MetricsAuthError, RateLimiter
 from zoom_qss_exporter.signature import sign_headers
 from zoom_qss_exporter.web import bind
@@ -417,3 +418,120 @@ def test_every_interface_is_ipv6_and_ipv4() -> None:
             with socket.create_connection((address, port), timeout=5):
                 accepted, _ = sock.accept()
                 accepted.close()
+
+
+# --- bounded logs ------------------------------------------------------------------------------
+
+
+def _refusal_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage() == "refused delivery"]
+
+
+def _over_the_limit(live: LiveExporter, request_id: str) -> int:
+    """A body over --web.max-request-bytes, refused (413) by its Content-Length."""
+    body = b"x" * 2000
+    headers = {"content-type": "application/json", "x-zm-request-id": request_id}
+    return live.client.post(live.url + "/webhook", content=body, headers=headers).status_code
+
+
+def test_refusals_an_unauthenticated_client_causes_are_logged_within_a_budget(
+    live_factory: LiveFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The review's floods: over-limit bodies and forged signatures from one client, each
+    with a 30,000-character request id. The log gets 20 lines per 10 s, each id cut to 64
+    characters, then one summary line saying how many were left out; the counters miss
+    nothing."""
+    caplog.set_level(logging.INFO, logger="zoom_qss_exporter")
+    live = live_factory(max_request_bytes=1000, unauthenticated_rate_limit=0.0)
+    huge = "r" * 30_000
+    for _ in range(60):
+        assert _over_the_limit(live, huge) == 413
+        assert live.post(QOS, token="guess", headers={"x-zm-request-id": huge}).status_code == 401
+    lines = _refusal_lines(caplog)
+    assert len(lines) == 20
+    assert all(len(r.request_id) == REQUEST_ID_LENGTH for r in lines)  # type: ignore[attr-defined]
+    assert all(r.request_id.endswith("…") for r in lines)  # type: ignore[attr-defined]
+    assert _events(live, "invalid_payload") == 60 and _events(live, "invalid_signature") == 60
+    caplog.clear()
+    live.clock.advance(10)
+    assert _over_the_limit(live, "next") == 413
+    (summary,) = [r for r in caplog.records if r.getMessage().startswith("suppressed")]
+    assert summary.getMessage() == "suppressed 100 log lines of refused requests in the last 10 s"
+    assert summary.by_kind == "invalid_payload:50,invalid_signature:50"  # type: ignore[attr-defined]
+    assert [r.request_id for r in _refusal_lines(caplog)] == ["next"]  # type: ignore[attr-defined]
+
+
+def test_client_disconnects_are_logged_within_the_budget(
+    live_factory: LiveFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """16,485 lines in 2 s in the review: a client that sends half a body and hangs up."""
+    caplog.set_level(logging.INFO, logger="zoom_qss_exporter")
+    live = live_factory(unauthenticated_rate_limit=0.0)
+    port = int(live.url.rsplit(":", 1)[1])
+    for _ in range(50):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /webhook HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                b"content-length: 1000\r\n\r\n{"
+            )
+    wait_for("50 disconnects counted", lambda: _events(live, "invalid_payload") == 50 or None)
+    assert len(_refusal_lines(caplog)) == 20
+
+
+def test_refusals_of_authentic_requests_are_always_logged(
+    live_factory: LiveFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The budget is for what clients without the secret can cause: once a flood has used it
+    up, Zoom's own refused deliveries (here a 422) are still logged."""
+    caplog.set_level(logging.INFO, logger="zoom_qss_exporter")
+    live = live_factory(unauthenticated_rate_limit=0.0)
+    for _ in range(30):
+        assert live.post(QOS, token="guess").status_code == 401
+    assert (
+        live.post(
+            {"event": "meeting.participant_qos"}, headers={"x-zm-request-id": "z"}
+        ).status_code
+        == 422
+    )
+    assert [r.status for r in _refusal_lines(caplog)][-1] == 422  # type: ignore[attr-defined]
+
+
+def test_over_limit_bodies_count_for_the_rate_limit(live_factory: LiveFactory) -> None:
+    """A 413 (and a 408 or a disconnect) is a failure of the client's own making: past its
+    limit, a request whose headers already fail gets 429 before its body is read."""
+    live = live_factory(max_request_bytes=1000, unauthenticated_rate_limit=1.0)  # burst 2
+    assert _over_the_limit(live, "a") == 413
+    assert _over_the_limit(live, "b") == 413
+    assert live.post(QOS, headers={"x-zm-signature": "v0=nothex"}).status_code == 429
+    assert _events(live, "rate_limited") == 1
+
+
+def test_log_budget_summarises_what_it_leaves_out() -> None:
+    clock = FakeClock(0.0)
+    logger = logging.getLogger("test.budget")
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        budget = LogBudget(clock, lines=3, interval=5.0, logger=logger)
+        assert [budget.allow("a") for _ in range(5)] == [True, True, True, False, False]
+        budget.flush()
+        assert not records  # the interval is not over
+        clock.advance(5.0)
+        budget.flush()
+        assert [r.getMessage() for r in records] == [
+            "suppressed 2 log lines of refused requests in the last 5 s"
+        ]
+        assert budget.allow("a")  # a new interval
+        clock.advance(5.0)
+        budget.flush()
+        assert len(records) == 1  # nothing left out: no summary
+    finally:
+        logger.removeHandler(handler)
+    assert cut("x" * 100) == "x" * (REQUEST_ID_LENGTH - 1) + "…"
+    assert cut("short") == "short"

@@ -8,6 +8,7 @@ from typing import Any
 from conftest import LiveExporter, LiveFactory, example, key, ongoing_call, series_of
 from zoom_qss_exporter import families as f
 from zoom_qss_exporter.convert import Conversion, InfoUpdate, Sample
+from zoom_qss_exporter.exposition import render_store
 from zoom_qss_exporter.store import SeriesStore, StoreLimits
 
 MEETING = "4444AAAiAAAAAiAiAiiAii=="
@@ -385,3 +386,59 @@ def test_an_items_samples_are_one_item_by_their_label_values_not_their_tuple() -
     assert (written.written, written.stale) == (3, 0)
     assert store.get(f.FRAME_RATE, (*owner, "video_input")) is not None
     assert len(store) == 3
+
+
+def test_a_label_value_that_cannot_encode_never_poisons_the_info_record() -> None:
+    """A lone surrogate (no UTF-8 for it) that got past every other check: the info series
+    is written with U+FFFD in its place, the exposition renders, later events of the same
+    participant update it, and it expires like any other."""
+    store = SeriesStore(StoreLimits(summary_ttl=3600.0))
+    owner = ("meeting", "m\ud800", "p")
+    blank = dict.fromkeys(f.INFO_LABELS[3:], "")
+    poisoned = {**blank, "user_name": "a\udfffb", "device": "\ud83d"}
+    store.apply(
+        Conversion(owner, info=[InfoUpdate(f.PARTICIPANT_INFO, owner, poisoned, 100.0)]), 0.0
+    )
+    text = render_store(store).decode("utf-8")  # strict
+    assert 'user_name="a\ufffdb"' in text and 'meeting_id="m\ufffd"' in text
+    store.apply(
+        Conversion(
+            owner, info=[InfoUpdate(f.PARTICIPANT_INFO, owner, {**blank, "device": "Mac"}, 200.0)]
+        ),
+        1.0,
+    )
+    assert 'device="Mac"' in render_store(store).decode("utf-8")
+    assert store.expire(3602.0) == 1
+    assert len(store) == 0 and not list(store.series(f.PARTICIPANT_INFO))
+    assert render_store(store).decode("utf-8").count("{") == 0
+
+
+def test_departure_records_are_capped_and_counted(live_factory: LiveFactory) -> None:
+    """One record per departed call party (or participant), kept for --store.ttl: at most
+    --store.max-series of them, the oldest forgotten first and counted."""
+    live = live_factory(max_series=10)
+    summary = example("phone.call_qos_summary")
+    parties = [
+        {"type": "callee", "user_id": f"party-{n}", "qos": []} for n in range(50)
+    ]  # no samples: departures only, no live series
+    summary["payload"]["object"]["call_qos"] = parties
+    assert live.post(summary).json() == {"status": "accepted"}
+    metrics = live.metrics()
+    assert metrics[key("zoom_qss_exporter_departures")] == 10
+    assert metrics[key("zoom_qss_exporter_departures_dropped_total")] == 40
+    assert live.exporter.store.departures == 10
+    call = summary["payload"]["object"]["call_id"]
+
+    def sample_of(party: str) -> dict[str, Any]:
+        event = example("phone.call_qos")
+        event["payload"]["object"]["call_id"] = call
+        event["payload"]["object"]["call_qos"]["id"] = party
+        return event
+
+    for party in ("party-49", "party-0"):
+        assert live.post(sample_of(party)).status_code == 200
+    mos = {dict(labels)["user_id"] for labels in series_of(live.metrics(), "zoom_phone_mos")}
+    assert mos == {"party-0"}  # forgotten early; party-49's departure is still remembered
+    live.clock.advance(301)
+    live.metrics()  # a scrape expires first
+    assert live.exporter.store.departures == 0

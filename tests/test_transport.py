@@ -1,16 +1,31 @@
-"""The coalescing transport: a response's small writes leave in one send, in order."""
+"""The project's HTTP protocol: a response's small writes leave in one send, in order, and
+request heads are bounded (431) on both listeners."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
 import json
+import logging
 import socket
+import threading
+import time
+from collections.abc import Iterator
 
 import httpx
+import pytest
+import uvicorn
 
-from conftest import LiveExporter, example, request_head
-from zoom_qss_exporter.transport import SMALL_WRITE, CoalescingTransport
+from conftest import TOKEN, FakeClock, LiveExporter, example, request_head
+from zoom_qss_exporter.app import Exporter, create_app
+from zoom_qss_exporter.config import Settings
+from zoom_qss_exporter.transport import (
+    MAX_HEAD_BYTES,
+    MAX_HEADERS,
+    SMALL_WRITE,
+    CoalescingTransport,
+)
+from zoom_qss_exporter.web import bind
 
 
 class RecordingTransport(asyncio.Transport):
@@ -181,3 +196,148 @@ def test_a_client_that_half_closes_after_its_request_still_gets_the_answer(
             sock.shutdown(socket.SHUT_WR)
             answer = _read_all(sock)
         assert answer.startswith(b"HTTP/1.1 200 OK"), (n, answer)
+
+
+# --- bounded request heads ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_listeners() -> Iterator[tuple[str, str, httpx.Client]]:
+    """An exporter served as ``serve`` runs it: the project's protocol, a public and an
+    internal listener."""
+    public, internal = bind("127.0.0.1", 0), bind("127.0.0.1", 0)
+    ports = public.getsockname()[1], internal.getsockname()[1]
+    settings = Settings(
+        host="127.0.0.1",
+        port=ports[0],
+        internal_listen=("127.0.0.1", ports[1]),
+        secret_tokens=(TOKEN,),
+        metrics_cache=0.0,
+    )
+    exporter = Exporter(settings, clock=FakeClock())
+    config = uvicorn.Config(
+        create_app(exporter), http=exporter.http_protocol, loop="uvloop", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [public, internal]})
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:  # polling the start condition
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.005)
+    with httpx.Client(timeout=10) as client:
+        yield f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", client
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def exchange(url: str, head: bytes, chunk: bytes = b"", times: int = 0) -> tuple[bytes, int]:
+    """Send ``head``, then ``chunk`` up to ``times`` times while the server keeps reading;
+    return the answer and how many chunks were sent before the server closed."""
+    host, port = url.removeprefix("http://").split(":")
+    sent = 0
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        try:
+            sock.sendall(head)
+            for _ in range(times):
+                sock.sendall(chunk)
+                sent += 1
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = b""
+        while True:
+            try:
+                part = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not part:
+                break
+            answer += part
+    return answer, sent
+
+
+def refused(client: httpx.Client, internal: str, reason: str) -> float:
+    text = client.get(internal + "/metrics").text
+    line = f'zoom_qss_exporter_http_requests_refused_total{{reason="{reason}"}} '
+    return float(next(row for row in text.splitlines() if row.startswith(line)).split()[-1])
+
+
+def _answer(raw: bytes) -> tuple[int, dict[str, str]]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower()
+    return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+@pytest.mark.parametrize("listener", ["public", "internal"])
+def test_a_head_over_the_limit_is_431_on_either_listener(
+    two_listeners: tuple[str, str, httpx.Client], listener: str
+) -> None:
+    public, internal, client = two_listeners
+    url, path = (public, b"/webhook") if listener == "public" else (internal, b"/metrics")
+    method = b"POST " if listener == "public" else b"GET "
+    cases = {
+        "head_too_large": b"x-zm-request-id: " + b"\xe9" * MAX_HEAD_BYTES + b"\r\n",
+        "too_many_headers": b"".join(b"x-h%d: v\r\n" % n for n in range(MAX_HEADERS)),
+    }
+    for reason, headers in cases.items():
+        before = refused(client, internal, reason)
+        head = method + path + b" HTTP/1.1\r\nhost: x\r\n" + headers + b"\r\n"
+        status, answer = _answer(exchange(url, head)[0])
+        assert status == 431
+        assert answer["error"] in (
+            f"request line and headers exceed {MAX_HEAD_BYTES} bytes",
+            f"more than {MAX_HEADERS} request headers",
+        )
+        assert refused(client, internal, reason) == before + 1
+    long_url = method + path + b"?" + b"a" * MAX_HEAD_BYTES + b" HTTP/1.1\r\nhost: x\r\n\r\n"
+    assert _answer(exchange(url, long_url)[0])[0] == 431
+    # just under the limits: served
+    near = b"".join(b"x-h%d: v\r\n" % n for n in range(MAX_HEADERS - 2))  # + host, connection
+    ok = exchange(
+        url, b"GET /openapi.json HTTP/1.1\r\nhost: x\r\nconnection: close\r\n" + near + b"\r\n"
+    )
+    assert ok[0].startswith(b"HTTP/1.1 200")
+    assert client.get(internal + "/-/ready").status_code == 200
+
+
+def test_an_endless_head_is_cut_at_the_limit(two_listeners: tuple[str, str, httpx.Client]) -> None:
+    """Headers that never end (the review held 64 MiB per connection): the server answers
+    431 and closes once the limit is passed, long before the client is done."""
+    public, internal, client = two_listeners
+    head = b"POST /webhook HTTP/1.1\r\nhost: x\r\nx-zm-request-id: "
+    answer, sent = exchange(public, head, b"a" * 65536, times=1024)  # up to 64 MiB
+    assert _answer(answer)[0] == 431
+    assert sent < 1024
+    assert refused(client, internal, "head_too_large") == 1
+
+
+def test_malformed_http_is_400_json_counted_and_logged_within_the_budget(
+    two_listeners: tuple[str, str, httpx.Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    """uvicorn logs a warning per malformed request: a flood of garbage would flood the
+    log. Here each is a JSON 400, counted; the log holds at most the budget's lines."""
+    caplog.set_level(logging.INFO)
+    public, internal, client = two_listeners
+    for _ in range(60):
+        status, answer = _answer(exchange(public, b"NOT HTTP AT ALL\r\n\r\n")[0])
+        assert status == 400 and answer == {"error": "invalid HTTP request"}
+    assert refused(client, internal, "malformed") == 60
+    lines = [r for r in caplog.records if r.getMessage() == "refused request"]
+    assert len(lines) == 20  # LogBudget's default: 20 lines per 10 s
+    assert "Invalid HTTP request received." not in caplog.text
+
+
+def test_upgrade_requests_are_served_without_a_warning_each(
+    two_listeners: tuple[str, str, httpx.Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    """uvicorn warns twice for each request asking to upgrade to a protocol it does not
+    speak (a scanner's ``h2c``, a WebSocket without a library): a log flood for anyone."""
+    caplog.set_level(logging.INFO)
+    public = two_listeners[0]
+    for protocol in ("websocket", "h2c") * 10:
+        head = (
+            b"GET /openapi.json HTTP/1.1\r\nhost: x\r\nconnection: upgrade, close\r\n"
+            b"upgrade: " + protocol.encode() + b"\r\n\r\n"
+        )
+        assert exchange(public, head)[0].startswith(b"HTTP/1.1 200")
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO]

@@ -28,6 +28,7 @@ from .config import Settings
 from .exposition import MetricsEndpoint, StoreHealthCollector
 from .fleet import FleetMetrics, SampleLedger
 from .health import HealthMetrics
+from .logs import LogBudget
 from .openapi import OPENAPI_PATH, openapi_bytes
 from .pipeline import Pipeline, PipelineOptions
 from .receiver import ReceiverOptions, WebhookReceiver
@@ -36,6 +37,7 @@ from .remote_queue import RemoteWriteQueue
 from .remote_sink import RemoteWriteSink
 from .remote_wal import WriteAheadLog
 from .store import SeriesStore, StoreLimits
+from .transport import CoalescingHttpToolsProtocol, reporting_to
 from .web import FastRoute, ListenerFilter, require_auth
 
 log = logging.getLogger("zoom_qss_exporter")
@@ -53,6 +55,10 @@ class Exporter:
             StoreLimits(settings.ttl, settings.summary_ttl, settings.max_series)
         )
         self.health = HealthMetrics(self.registry)
+        # what clients without the secret can make the exporter log (receiver, HTTP layer)
+        self.log_budget = LogBudget(clock)
+        # the server's protocol: bounds request heads on both listeners, reports refusals here
+        self.http_protocol: type[CoalescingHttpToolsProtocol] = reporting_to(self.refused_request)
         self.fleet = FleetMetrics(SampleLedger(settings.dedup_window))
         self.registry.register(self.fleet)
         self.registry.register(StoreHealthCollector(self.store))
@@ -68,6 +74,7 @@ class Exporter:
             if settings.wal is not None:
                 self.wal = WriteAheadLog(settings.wal, clock)
             self.remote_write = RemoteWriteQueue(settings.remote_write, wal=self.wal)
+            self.health.expect_overload()
             self.registry.register(self.remote_write)
             sink = RemoteWriteSink(
                 self.remote_write,
@@ -101,6 +108,7 @@ class Exporter:
             self.health,
             clock,
             self.archive,
+            self.log_budget,
             durable=self.wal.synced if self.wal is not None else None,
         )
 
@@ -137,6 +145,13 @@ class Exporter:
 
     def expire(self) -> int:
         return self.pipeline.expire(self.clock())
+
+    def refused_request(self, reason: str, status: int) -> None:
+        """A request the HTTP layer refused (head too large, malformed): counted, and logged
+        within the budget of what clients without the secret may make us log."""
+        self.health.count_refused(reason)
+        if self.log_budget.allow(reason):
+            log.info("refused request", extra={"reason": reason, "status": status})
 
     async def metrics(self, request: Request) -> Response:
         self.expire()  # a scrape never shows a series past its TTL
@@ -273,6 +288,7 @@ def _routes(exporter: Exporter) -> Starlette:
 async def _expire_forever(exporter: Exporter) -> None:
     while True:
         await asyncio.sleep(exporter.settings.expiry_interval)
+        exporter.log_budget.flush()  # the summary of lines left out, also when a flood stops
         expired = exporter.expire()
         if expired:
             log.debug("expired %d series", expired)

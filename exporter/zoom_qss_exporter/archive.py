@@ -14,6 +14,8 @@ of the process (not of the machine: there is no fsync per event). Files rotate a
 a rotation, or at start) holds its first event, and never the file being written; names sort
 by time and carry the host name, so replicas can share a volume. After a failed write the next
 event goes to the same file again: a full disk neither adds empty files nor costs old ones.
+Files are created owner-only (0600) and a directory the archive creates 0700: they hold raw
+bodies, with e-mail and IP addresses (docs/security.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import socket
 import time
@@ -66,7 +69,7 @@ class Archive(Collector):
         self.events_total = 0
         self.errors_total = 0
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._open(self._new_path())
         except OSError as error:
             raise ArchiveError(f"cannot write to {self.directory}: {error.strerror}") from None
@@ -109,7 +112,8 @@ class Archive(Collector):
 
     def _open(self, path: Path) -> None:
         self._path = path
-        self._file = path.open("ab", buffering=0)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._file = os.fdopen(fd, "ab", buffering=0)
         self._size = self._file.tell()
 
     def _close(self) -> None:

@@ -86,7 +86,8 @@ def _serve(args: argparse.Namespace) -> int:
     from .security import MetricsAuthError
 
     try:
-        app = create_app(Exporter(settings))
+        exporter = Exporter(settings)
+        app = create_app(exporter)
     except (RemoteWriteError, ArchiveError, MetricsAuthError, WALError) as error:
         print(f"zoom-qss-exporter: error: {error}", file=sys.stderr)
         return 2
@@ -105,7 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .web import serve
 
     try:
-        serve(app, settings)
+        serve(app, settings, exporter.http_protocol)
     except OSError as error:  # the address is taken or not ours
         print(f"zoom-qss-exporter: error: cannot listen: {error}", file=sys.stderr)
         return 1

@@ -162,7 +162,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
         "Lifetime of participation, whole-call and info series.",
     )
     flag(
-        "--store.max-series", positive_int, "1000000", "Cap on live series; past it new ones drop."
+        "--store.max-series",
+        positive_int,
+        "1000000",
+        "Cap on live series; past it new ones drop. Departure records have a cap of the same "
+        "size; past it the oldest go.",
     )
     switch("--store.per-participant", True, "Per-participant series (off: fleet metrics only).")
     flag(

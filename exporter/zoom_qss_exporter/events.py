@@ -13,6 +13,7 @@ adds is counted (:meth:`_Model.unknown_fields`) instead of passing unnoticed.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Annotated, Any, ClassVar, get_args, get_origin
 
@@ -34,9 +35,11 @@ __all__ = [
 
 
 def _text(value: object) -> str:
-    """Scalars become text; anything else (objects, lists, null) counts as absent."""
+    """Scalars become text; anything else (objects, lists, null) counts as absent. A lone
+    surrogate (no UTF-8 for it: no label or archive line could hold it) becomes U+FFFD; the
+    receiver refuses bodies with one, this covers every other way in (replay, tests)."""
     if isinstance(value, str):
-        return value
+        return value if value.isascii() else _SURROGATES.sub("\ufffd", value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
@@ -52,6 +55,7 @@ def _item(value: object) -> object:
     return {"invalid": True}
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
 Text = Annotated[str, BeforeValidator(_text)]
 # Unix milliseconds; bounded so that no arithmetic on it can overflow a float (year < 33658)
 EventTime = Annotated[int, Field(ge=0, lt=10**15)]
@@ -198,7 +202,7 @@ class _SessionPayload(_Payload):
 class MeetingEvent(_Model):
     """Any ``meeting.*`` or ``webinar.*`` event: one participant of one instance."""
 
-    event: str
+    event: Text  # chose the model; labels (product) are made from it too
     event_ts: EventTime
     payload: _MeetingPayload
 
@@ -244,7 +248,7 @@ class MeetingEvent(_Model):
 class SessionEvent(_Model):
     """Any ``session.*`` (Video SDK) event: one user of one session."""
 
-    event: str
+    event: Text  # chose the model; labels (product) are made from it too
     event_ts: EventTime
     payload: _SessionPayload
 
@@ -325,7 +329,7 @@ class _CallQosSummaryPayload(_Payload):
 class CallQosEvent(_Model):
     """``phone.call_qos``: one sample of one party, every few seconds."""
 
-    event: str
+    event: Text  # chose the model; labels (product) are made from it too
     event_ts: EventTime
     payload: _CallQosPayload
 
@@ -339,7 +343,7 @@ class CallQosEvent(_Model):
 class CallQosSummaryEvent(_Model):
     """``phone.call_qos_summary``: every sample of the call, per party, at its end."""
 
-    event: str
+    event: Text  # chose the model; labels (product) are made from it too
     event_ts: EventTime
     payload: _CallQosSummaryPayload
 

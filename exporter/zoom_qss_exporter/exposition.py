@@ -50,6 +50,18 @@ class StoreHealthCollector(Collector):
             value=self.store.dropped_total,
         )
         yield GaugeMetricFamily(
+            "zoom_qss_exporter_departures",
+            "Departure records held, one per departed participant or call party, for "
+            "--store.ttl; as many as --store.max-series at most.",
+            value=self.store.departures,
+        )
+        yield CounterMetricFamily(
+            "zoom_qss_exporter_departures_dropped",
+            "Departure records forgotten before their TTL because --store.max-series of them "
+            "were held (the oldest go first).",
+            value=self.store.departures_dropped_total,
+        )
+        yield GaugeMetricFamily(
             "zoom_qss_exporter_series_limit",
             "The cap on live series (--store.max-series).",
             value=self.store.limits.max_series,

@@ -37,6 +37,10 @@ _PROCESSING_BUCKETS = (
 )
 
 
+REFUSAL_REASONS = ("head_too_large", "too_many_headers", "malformed")
+"""Why the HTTP layer refused a request (``zoom_qss_exporter_http_requests_refused_total``)."""
+
+
 class Outcome(Enum):
     ACCEPTED = "accepted"
     INVALID_SIGNATURE = "invalid_signature"
@@ -45,6 +49,7 @@ class Outcome(Enum):
     STALE = "stale"
     REJECTED_OVERLOAD = "rejected_overload"
     RATE_LIMITED = "rate_limited"  # failed the signature check too often (429)
+    ERROR = "error"  # answered 500: a bug, counted so that failing events are never silent
 
 
 def event_label(name: object) -> str:
@@ -63,6 +68,12 @@ class HealthMetrics(Collector):
         self.items_skipped = Counter(
             prefix + "items_skipped",
             "QoS items or fields ignored (unknown type or field, unreadable value, ...).",
+            ("reason",),
+        )
+        self.requests_refused = Counter(
+            prefix + "http_requests_refused",
+            "Requests refused by the HTTP layer before any route saw them: request head too "
+            "large, too many headers, malformed HTTP.",
             ("reason",),
         )
         self.processing = Histogram(
@@ -86,10 +97,24 @@ class HealthMetrics(Collector):
         for event in EVENT_MODELS:  # the series alerts and dashboards expect exist from the start
             self.events.inc((event, Outcome.ACCEPTED.value), 0)
         self.events.inc((UNVERIFIED, Outcome.INVALID_SIGNATURE.value), 0)
+        # a failure that creates its series at 1 would be no increase() to ZoomQSSWebhookErrors
+        for event in (*EVENT_MODELS, URL_VALIDATION, OTHER_EVENT, UNVERIFIED):
+            self.events.inc((event, Outcome.ERROR.value), 0)
+        for reason in REFUSAL_REASONS:
+            self.requests_refused.inc((reason,), 0)
         registry.register(self)
 
     def count_event(self, event: str, outcome: Outcome) -> None:
         self.events.inc((event, outcome.value))
+
+    def expect_overload(self) -> None:
+        """With remote write every event can be refused 503: its series exist from the start
+        (at 0), so that the first refusal is an increase to ZoomQSSWebhookErrors."""
+        for event in EVENT_MODELS:
+            self.events.inc((event, Outcome.REJECTED_OVERLOAD.value), 0)
+
+    def count_refused(self, reason: str) -> None:
+        self.requests_refused.inc((reason,))
 
     def count_skipped(self, reasons: list[str]) -> None:
         for reason, n in Tally(reasons).items():
@@ -98,4 +123,5 @@ class HealthMetrics(Collector):
     def collect(self) -> Iterator[Metric]:
         yield self.events.collect()
         yield self.items_skipped.collect()
+        yield self.requests_refused.collect()
         yield self.processing.collect()

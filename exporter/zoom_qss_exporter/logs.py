@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
+from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,3 +73,66 @@ def configure(level: str, fmt: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+
+
+REQUEST_ID_LENGTH = 64
+"""Characters of a client-chosen request id kept (logs, archive): Zoom's are 36."""
+
+
+def cut(text: str, length: int = REQUEST_ID_LENGTH) -> str:
+    """A client-chosen string within ``length`` characters, a cut one ending in "…", so that
+    one request cannot make one huge log line (or archive line)."""
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+class LogBudget:
+    """At most ``lines`` log lines per ``interval`` seconds for what an unauthenticated client
+    can cause (refused requests, malformed HTTP); past it lines are only counted, and one
+    summary line per interval says how many were left out. A flood from many addresses
+    costs the log the same as one: about ``lines`` + 1 lines per interval."""
+
+    __slots__ = ("_clock", "_ends", "_logger", "_suppressed", "_used", "interval", "lines")
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        lines: int = 20,
+        interval: float = 10.0,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.lines = lines
+        self.interval = interval
+        self._clock = clock
+        self._logger = logger or logging.getLogger("zoom_qss_exporter.receiver")
+        self._ends = -math.inf
+        self._used = 0
+        self._suppressed: Counter[str] = Counter()
+
+    def allow(self, kind: str) -> bool:
+        """Whether one more line of ``kind`` (e.g. its outcome) may be written now."""
+        self.flush()
+        if self._used < self.lines:
+            self._used += 1
+            return True
+        self._suppressed[kind] += 1
+        return False
+
+    def flush(self) -> None:
+        """Close the interval if it is over: its summary line, if lines were left out."""
+        now = self._clock()
+        if now < self._ends:
+            return
+        if self._suppressed:
+            total = sum(self._suppressed.values())
+            self._logger.warning(
+                "suppressed %d log lines of refused requests in the last %g s",
+                total,
+                self.interval,
+                extra={
+                    "suppressed": total,
+                    "by_kind": ",".join(f"{k}:{n}" for k, n in sorted(self._suppressed.items())),
+                },
+            )
+        self._ends = now + self.interval
+        self._used = 0
+        self._suppressed = Counter()

@@ -23,8 +23,9 @@ _REF = "#/components/schemas/{model}"
 
 # status -> when; every one of them is answered with {"error": "..."}
 WEBHOOK_ERRORS = {
-    400: "The body is not UTF-8 JSON (NaN and Infinity refused), nests too deeply, or is not "
-    "an object.",
+    400: "The body is not UTF-8 JSON (UTF-16 and UTF-32, encoded surrogates (CESU-8), NaN "
+    "and Infinity refused), nests too deeply, or is not an object; or the request is not "
+    "valid HTTP.",
     401: "Signature headers missing or malformed, the signature matches no secret token, or "
     "x-zm-request-timestamp is outside the replay window.",
     408: "The body did not arrive within the read timeout.",
@@ -33,6 +34,8 @@ WEBHOOK_ERRORS = {
     422: "A known event without what keys its series (meeting uuid, session id, participant "
     "id, call id), or without an event name; the error names the field.",
     429: "Too many requests from this client failed the signature check; retry later.",
+    431: "The request line and headers exceed 32 KiB, or there are more than 100 headers.",
+    500: "An unexpected error (a bug); counted as outcome error and logged.",
     503: "The remote-write queue is full; Zoom delivers the event again later.",
 }
 

@@ -61,6 +61,8 @@ class Pipeline:
         written = self.store.apply(conversion, now, repeated)
         if (conversion.samples or conversion.fleet) and not (written.written or counted):
             return Outcome.STALE
+        if not conversion.samples and written.info_stale:  # a *_data event seen before
+            return Outcome.STALE
         return Outcome.ACCEPTED
 
     def expire(self, now: float) -> int:

@@ -8,7 +8,9 @@ Authentication comes before any parsing, so an unsigned body costs one HMAC per 
 token and nothing more; a client that keeps failing it is answered 429, from its headers
 alone when they are already wrong. A body must arrive within the read timeout (408). Every
 refusal is a JSON ``{"error": ...}`` with the status Zoom's retry logic expects (4xx is never
-retried; 5xx would be).
+retried; 5xx would be), and is counted, a 500 too (outcome ``error``). What an unauthenticated
+client can make the exporter log is bounded (``logs.LogBudget``), and the client-chosen
+request id is cut to ``logs.REQUEST_ID_LENGTH`` characters.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from .archive import Archive
 from .deadlines import DeadlineExceeded, Deadlines
 from .events import EVENT_MODELS, ValidationError, describe_validation_error
 from .health import UNVERIFIED, URL_VALIDATION, HealthMetrics, Outcome, event_label
+from .logs import LogBudget, cut
 from .pipeline import Pipeline
 from .security import RateLimiter
 from .signature import (
@@ -68,12 +71,25 @@ class Refusal(Exception):
         event: str,
         outcome: Outcome,
         headers: dict[str, str] | None = None,
+        charge: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.event = event
         self.outcome = outcome
         self.headers = headers
+        self.charge = charge  # a failure of the client's own making: counts for its rate limit
+
+
+class _Progress:
+    """How far a request got, for the answer to an unexpected error: its event label and
+    whether its signature held."""
+
+    __slots__ = ("authenticated", "label")
+
+    def __init__(self) -> None:
+        self.label = UNVERIFIED
+        self.authenticated = False
 
 
 def _reject_constant(name: str) -> float:
@@ -88,6 +104,7 @@ class WebhookReceiver:
         health: HealthMetrics,
         clock: Callable[[], float] = time.time,
         archive: Archive | None = None,
+        log_budget: LogBudget | None = None,
         durable: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.options = options
@@ -97,6 +114,7 @@ class WebhookReceiver:
         self.health = health
         self.clock = clock
         self.archive = archive
+        self.log_budget = log_budget or LogBudget(clock)
         self.deadlines = Deadlines(options.read_timeout) if options.read_timeout > 0 else None
         rate = options.unauthenticated_rate_limit
         self.limiter = (
@@ -106,39 +124,64 @@ class WebhookReceiver:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         headers = _headers(scope)
-        request_id = headers.get("x-zm-request-id", "")
+        request_id = cut(headers.get("x-zm-request-id", ""))
+        client = scope.get("client")
+        address = client[0] if client else ""
+        progress = _Progress()
         try:
-            event, answer = await self._handle(scope, receive, headers, request_id)
+            event, answer = await self._handle(receive, headers, request_id, address, progress)
         except Refusal as refusal:
             event, outcome = refusal.event, refusal.outcome
             self.health.count_event(event, outcome)
-            log.log(  # one line per rate-limited request would be a log flood
-                logging.DEBUG if outcome is Outcome.RATE_LIMITED else logging.INFO,
-                "refused delivery",
-                extra={
-                    "event": event,
-                    "outcome": outcome.value,
-                    "status": refusal.status,
-                    "request_id": request_id,
-                    "reason": str(refusal),
-                },
-            )
+            if refusal.charge and self.limiter is not None:
+                self.limiter.charge(address, self.clock())
+            # one line per rate-limited request would be a log flood
+            level = logging.DEBUG if outcome is Outcome.RATE_LIMITED else logging.INFO
+            if log.isEnabledFor(level) and self._may_log(progress, outcome.value):
+                log.log(
+                    level,
+                    "refused delivery",
+                    extra={
+                        "event": event,
+                        "outcome": outcome.value,
+                        "status": refusal.status,
+                        "request_id": request_id,
+                        "reason": str(refusal),
+                    },
+                )
             answer = Answer(refusal.status, _json_body({"error": str(refusal)}), refusal.headers)
-        except Exception:  # a bug: answered like any other endpoint's, and logged
-            log.exception("unexpected error on the webhook", extra={"request_id": request_id})
-            event, answer = event_label(None), Answer(500, _json_body({"error": "internal error"}))
+        except Exception:  # a bug: answered like any other endpoint's, counted and logged
+            event = progress.label
+            self.health.count_event(event, Outcome.ERROR)
+            if self._may_log(progress, Outcome.ERROR.value):
+                log.exception(
+                    "unexpected error on the webhook",
+                    extra={"event": event, "outcome": "error", "request_id": request_id},
+                )
+            answer = Answer(500, _json_body({"error": "internal error"}))
         self.health.processing.observe((event,), time.perf_counter() - started)
         await _send_answer(send, answer)
 
+    def _may_log(self, progress: _Progress, kind: str) -> bool:
+        """Lines a client without the secret can cause share the log budget; those of
+        authentic requests (Zoom's, or the token holder's) are always written."""
+        if progress.authenticated and not self.options.skip_signature_verification:
+            return True
+        return self.log_budget.allow(kind)
+
     async def _handle(
-        self, scope: Scope, receive: Receive, headers: dict[str, str], request_id: str
+        self,
+        receive: Receive,
+        headers: dict[str, str],
+        request_id: str,
+        address: str,
+        progress: _Progress,
     ) -> tuple[str, Answer]:
         now = self.clock()
-        client = scope.get("client")
-        address = client[0] if client else ""
         limited = self._limited(address, headers, now)
         body = await self._read_body(receive, headers)
         token = self._verify(headers, body, now, address, limited)
+        progress.authenticated, progress.label = token is not None, event_label(None)
         content_type = headers.get("content-type", "")
         if content_type.partition(";")[0].strip().lower() != "application/json":
             raise Refusal(
@@ -149,13 +192,16 @@ class WebhookReceiver:
             )
         document = _parse_json(body)
         name = document.get("event")
-        label = event_label(name)
+        label = progress.label = event_label(name)
         if name == URL_VALIDATION:
             if token is None and self.options.secret_tokens:
                 # even with verification off: the answer is an HMAC of the caller's text under
                 # the secret token, which would sign any forged delivery
                 token = self._verify(headers, body, now, address, limited, always=True)
+                progress.authenticated = True
             answer = self._url_validation(document, token)
+            # counted once the answer is sure: before it, it could still be a 500
+            self.health.count_event(URL_VALIDATION, Outcome.ACCEPTED)
             log.info(
                 "answered endpoint.url_validation",
                 extra={"event": label, "outcome": "accepted", "request_id": request_id},
@@ -225,6 +271,7 @@ class WebhookReceiver:
                         "client disconnected before the body was complete",
                         UNVERIFIED,
                         Outcome.INVALID_PAYLOAD,
+                        charge=True,
                     )
                 chunk = message.get("body", b"")
                 size += len(chunk)
@@ -245,6 +292,7 @@ class WebhookReceiver:
                     UNVERIFIED,
                     Outcome.INVALID_PAYLOAD,
                     {"connection": "close"},
+                    charge=True,
                 ) from None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
@@ -311,7 +359,6 @@ class WebhookReceiver:
                 URL_VALIDATION,
                 Outcome.INVALID_PAYLOAD,
             )
-        self.health.count_event(URL_VALIDATION, Outcome.ACCEPTED)
         return Answer(
             200,
             _json_body({"plainToken": plain, "encryptedToken": url_validation_token(token, plain)}),
@@ -370,6 +417,7 @@ def _too_large(limit: int) -> Refusal:
         UNVERIFIED,
         Outcome.INVALID_PAYLOAD,
         {"connection": "close"},  # the rest of the body is never read
+        charge=True,
     )
 
 
@@ -402,30 +450,47 @@ def _parse_json(body: bytes) -> dict[str, object]:
     return document
 
 
-def _parse_json_strictly(body: bytes) -> object:
+def _invalid_text(message: str) -> Refusal:
+    return Refusal(400, message, event_label(None), Outcome.INVALID_PAYLOAD)
+
+
+_UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+
+
+def _decode(body: bytes) -> str:
+    """The body as text: UTF-8 only (RFC 8259 section 8.1). ``json.loads(bytes)`` would also
+    take UTF-16 and UTF-32, and Python's lenient reading of the UTF-8 encoding of a lone
+    surrogate (CESU-8), whose value no label and no archive line could then hold."""
+    if body.startswith(_UTF16_32_BOMS) or b"\x00" in body[:4]:
+        # JSON text starts with ASCII; in UTF-8 it never holds a NUL byte
+        raise _invalid_text("body must be UTF-8 JSON (RFC 8259 section 8.1), not UTF-16 or UTF-32")
     try:
-        document = json.loads(body, parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise Refusal(
-            400, "body is not valid UTF-8", event_label(None), Outcome.INVALID_PAYLOAD
+        return body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        at = error.start
+        if body[at] == 0xED and at + 1 < len(body) and body[at + 1] >= 0xA0:
+            raise _invalid_text(
+                f"body is not valid UTF-8 (RFC 8259 section 8.1): an encoded UTF-16 surrogate "
+                f"(CESU-8) at byte {at}"
+            ) from None
+        raise _invalid_text(
+            f"body is not valid UTF-8 (RFC 8259 section 8.1) at byte {at}"
         ) from None
+
+
+def _parse_json_strictly(body: bytes) -> object:
+    text = _decode(body)
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as error:
         reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
-        raise Refusal(
-            400,
-            f"body is not valid JSON: {reason}"[:200],
-            event_label(None),
-            Outcome.INVALID_PAYLOAD,
-        ) from None
+        raise _invalid_text(f"body is not valid JSON: {reason}"[:200]) from None
     if _SURROGATE_ESCAPE.search(body) is not None:
         try:  # a lone surrogate cannot be written as UTF-8: no label value may hold one
             json.dumps(document, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
-            raise Refusal(
-                400,
-                "body is not valid JSON text: an unpaired UTF-16 surrogate escape",
-                event_label(None),
-                Outcome.INVALID_PAYLOAD,
+            raise _invalid_text(
+                "body is not valid JSON text: an unpaired UTF-16 surrogate escape"
             ) from None
     return document
 

@@ -12,7 +12,9 @@ Two destinations:
 
 Whatever happens, a replay ends by ``--timeout`` and prints its report: what was sent, what
 the engine refused or what was given up (samples older than the engine takes are refused
-and counted, and the replay goes on with the rest), and the events it did not get to.
+and counted, and the replay goes on with the rest), and the events it did not get to. Whatever
+an archive holds (a cut line, a request id no HTTP header can carry, an event the target
+refuses), the replay goes on with the next event, and the report says what was skipped and why.
 """
 
 from __future__ import annotations
@@ -155,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
             )
         else:
             to_webhook(events, args.target, args.secret_token, args.drain_timeout, report, deadline)
-    except (OSError, RemoteWriteError) as error:
+    except Exception as error:  # an unreadable file, the receiver: the report still counts
         print(report.render(), flush=True)
         print(f"zoom-qss-exporter replay: error: {error}", file=sys.stderr)
         return 2
@@ -246,38 +248,78 @@ def to_webhook(
     deadline: float = math.inf,
 ) -> None:
     """POST each event as Zoom would: its archived body (not re-serialised: numbers such as
-    1e400 would come out as invalid JSON), signed now, retried on 5xx and transport errors."""
+    1e400 would come out as invalid JSON), signed now, retried on 5xx and transport errors.
+    An event that cannot be sent at all is skipped and reported; the next one is sent."""
     with httpx.Client(timeout=10.0) as client:
         remaining = iter(events)
         for archived in remaining:
             if time.monotonic() >= deadline:
                 report.not_replayed = 1 + sum(1 for _ in remaining)
                 return
-            body = archived.body
-            give_up = min(deadline, time.monotonic() + give_up_after)
-            delay = 0.25
-            while True:
-                headers = {"content-type": "application/json"}
-                if archived.request_id:
-                    headers["x-zm-request-id"] = archived.request_id
-                if token:
-                    headers.update(sign_headers(token, int(time.time()), body))
-                try:
-                    response = client.post(target, content=body, headers=headers)
-                    status, answer = response.status_code, response.text[:200]
-                except httpx.TransportError as error:
-                    status, answer = 0, str(error) or type(error).__name__
-                if 0 < status < 500:
-                    break
-                if time.monotonic() + delay > give_up:
-                    break
-                time.sleep(delay)  # Zoom's retry, compressed: the exporter asked for it
-                delay = min(delay * 2, 10.0)
-            if 200 <= status < 300:
-                try:
-                    report.outcomes[str(response.json().get("status", "accepted"))] += 1
-                except ValueError:
-                    report.outcomes["accepted"] += 1
+            name = _shown(archived.request_id) or "-"
+            give_up = min(deadline, time.monotonic() + give_up_after) - time.monotonic()
+            try:
+                status, answer, outcome = _post(client, archived, target, token, give_up)
+            except Exception as error:  # never one record's fault to stop the replay
+                report.outcomes["skipped"] += 1
+                report.problems.append(f"{name}: skipped: {type(error).__name__}: {error}"[:300])
+                continue
+            if outcome:
+                report.outcomes[outcome] += 1
             else:
                 report.outcomes["refused"] += 1
-                report.problems.append(f"{archived.request_id or '-'}: {status} {answer}")
+                report.problems.append(f"{name}: {status} {answer}")
+
+
+def _post(
+    client: httpx.Client, archived: ArchivedEvent, target: str, token: str, give_up_after: float
+) -> tuple[int, str, str]:
+    """(status, answer, outcome) of one event; the outcome is "" unless answered 2xx."""
+    body = archived.body
+    deadline = time.monotonic() + give_up_after
+    delay = 0.25
+    request_id = _request_id_header(archived.request_id)
+    while True:
+        headers = {b"content-type": b"application/json"}
+        if request_id:
+            headers[b"x-zm-request-id"] = request_id
+        if token:
+            signed = sign_headers(token, int(time.time()), body)
+            headers.update((k.encode(), v.encode()) for k, v in signed.items())
+        try:
+            response = client.post(target, content=body, headers=headers)
+            status, answer = response.status_code, response.text[:200]
+        except (httpx.LocalProtocolError, httpx.UnsupportedProtocol):
+            raise  # this request can never be sent: retrying would not help
+        except httpx.TransportError as error:
+            status, answer = 0, str(error) or type(error).__name__
+        if 0 < status < 500:
+            break
+        if time.monotonic() + delay > deadline:
+            break
+        time.sleep(delay)  # Zoom's retry, compressed: the exporter asked for it
+        delay = min(delay * 2, 10.0)
+    if not 200 <= status < 300:
+        return status, answer, ""
+    try:
+        return status, answer, str(response.json().get("status", "accepted"))
+    except (ValueError, AttributeError):
+        return status, answer, "accepted"
+
+
+def _request_id_header(request_id: str) -> bytes:
+    """The archived request id as the header's bytes: the exporter read the header as
+    latin-1, so encoding it so gives back what was sent. An id no header can carry (a
+    character past U+00FF or a control character, from an edited archive) is left out."""
+    try:
+        raw = request_id.encode("latin-1")
+    except UnicodeEncodeError:
+        return b""
+    if any(byte < 0x20 or byte == 0x7F for byte in raw):
+        return b""
+    return raw
+
+
+def _shown(request_id: str) -> str:
+    """A request id as the report prints it: printable, cut."""
+    return "".join(c if c.isprintable() else "?" for c in request_id[:64])

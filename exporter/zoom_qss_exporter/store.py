@@ -7,7 +7,8 @@ its newest item, an item not newer than the newest one is stale and changes noth
 missing from the newest item is gone (not frozen at its last value), and a stream expires
 after a TTL without items. Departures end a participant's per-sample streams and are
 remembered, so that a retried event cannot bring them back; so does the end of a call (every
-party's per-sample streams, once an event gives ``call_end_time``); a hard cap bounds the heap.
+party's per-sample streams, once an event gives ``call_end_time``); a hard cap bounds the heap:
+on live series (``max_series``), and on departure records (as many, the oldest go first).
 
 Info families (``zoom_participant_info``, ``zoom_phone_party_info``) hold one series per
 owner whose labels carry metadata: merged (newest values win), and replaced when they change.
@@ -69,6 +70,7 @@ class StoreLimits:
     ttl: float = 300.0
     summary_ttl: float = 3600.0
     max_series: int = 1_000_000
+    max_departures: int = 0  # departure records kept; 0: as many as max_series
 
 
 @dataclass(slots=True)
@@ -76,6 +78,7 @@ class WriteResult:
     written: int = 0  # samples that created or updated a series
     stale: int = 0  # samples of an item not newer than its stream's newest, or of a leaver
     dropped: int = 0  # new series refused because the store is full
+    info_stale: bool = False  # the event's info was known already, as new or newer
 
 
 class SeriesStore:
@@ -105,11 +108,18 @@ class SeriesStore:
         self._live = 0
         self.expired_total = 0
         self.dropped_total = 0
+        self.departures_dropped_total = 0  # departure records forgotten early, at their cap
+        self.max_departures = limits.max_departures or limits.max_series
 
     # --- reading ----------------------------------------------------------------------------
 
     def __len__(self) -> int:
         return self._live
+
+    @property
+    def departures(self) -> int:
+        """Departure records held (one per departed participant or call party)."""
+        return len(self._departed)
 
     def families(self) -> Iterator[FamilySeries]:
         yield from self._families.values()
@@ -217,9 +227,9 @@ class SeriesStore:
         result.stale, result.dropped = stale, dropped
         self.dropped_total += dropped
         # an event whose samples were all stale (a redelivery, a leaver's) brings back no info
-        if result.written or not conversion.samples:
-            for update in conversion.info:
-                self._merge_info(update, now)
+        if conversion.info and (result.written or not conversion.samples):
+            fresh = [self._merge_info(update, now) for update in conversion.info]
+            result.info_stale = not any(fresh)
         for call_id in conversion.ended_calls:  # after its samples: the newest are shown last
             self._end_call(call_id, now)
         return result
@@ -298,7 +308,12 @@ class SeriesStore:
             bits, self._masks[SAMPLE][sid] = self._masks[SAMPLE][sid], 0
             self._remove_bits(sid, bits)
             self._release_if_empty(sid)
-        self._departed[owner] = now + self.limits.ttl
+        departed = self._departed
+        if departed.pop(owner, None) is None and len(departed) >= self.max_departures:
+            # the oldest record goes: insertion order is expiry order (one TTL for all)
+            del departed[next(iter(departed))]
+            self.departures_dropped_total += 1
+        departed[owner] = now + self.limits.ttl
 
     def _end_call(self, call_id: str, now: float) -> None:
         """Every party's per-sample series end, and no retried sample brings them back."""
@@ -306,8 +321,10 @@ class SeriesStore:
             self._depart(owner, now)
         self._ended[call_id] = now + self.limits.ttl
 
-    def _merge_info(self, update: InfoUpdate, now: float) -> None:
-        """Newest values win; an older event only fills in what is still unknown."""
+    def _merge_info(self, update: InfoUpdate, now: float) -> bool:
+        """Newest values win; an older event only fills in what is still unknown. False when
+        the update brought nothing: not newer than the record, and no value it lacked (a
+        redelivered or replayed ``*_data`` event), which then changes nothing."""
         owner = update.key
         family = update.family
         packed = self._families[family]
@@ -315,7 +332,7 @@ class SeriesStore:
         record = self._info.get(sid) if sid >= 0 else None
         if record is not None and not update.values:  # a refresh: nothing new is known
             self._updated[SUMMARY][sid] = now
-            return
+            return True
         new = tuple(update.values.get(k, "") for k in family.labels[family.key :])
         if record is None:
             timestamp, values = update.timestamp, new
@@ -326,22 +343,26 @@ class SeriesStore:
             timestamp = record[0]
             values = tuple(o or n for n, o in zip(new, record[1], strict=True))
         lines = packed.lines[0]
-        if record is not None:
+        if record is not None and sid in lines:
+            if update.timestamp <= record[0] and values == record[1]:
+                return False
             if values != record[1]:
                 lines[sid] = self._info_line(family, sid, values)
             self._updated[SUMMARY][sid] = now
             self._stamps[SUMMARY][sid] = timestamp
             self._info[sid] = (timestamp, values)
-            return
+            return True
         if self._live >= self.limits.max_series:
             self.dropped_total += 1
-            return
+            return True
         if sid < 0:
             sid = self._new_stream(owner, packed, timestamp, now)
-        self._info[sid] = (timestamp, values)
+        # the line first: state changes only once it exists, so a record is never half made
         lines[sid] = self._info_line(family, sid, values)
+        self._info[sid] = (timestamp, values)
         self._masks[SUMMARY][sid] = 1 << packed.bit
         self._live += 1
+        return True
 
     def _info_line(self, family: Family, sid: int, values: Labels) -> bytes:
         owner = self._labels[sid]

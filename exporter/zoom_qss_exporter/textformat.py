@@ -3,6 +3,7 @@ exposition lines itself, so that they match prometheus-client's own output byte 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from prometheus_client.utils import floatToGoString
@@ -29,9 +30,16 @@ def escape(value: str) -> str:
 def label_text(names: tuple[str, ...], values: tuple[str, ...]) -> bytes:
     """``a="1",b="2"``: the inside of a label set's braces, names sorted as prometheus-client
     writes them."""
-    return ",".join(
+    text = ",".join(
         f'{name}="{escape(value)}"' for name, value in sorted(zip(names, values, strict=True))
-    ).encode()
+    )
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate has no UTF-8: U+FFFD takes its place
+        return _SURROGATES.sub("\ufffd", text).encode()
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def insert_label(text: bytes, names: tuple[str, ...], name: str, value: str) -> bytes:

@@ -9,6 +9,7 @@ listener is a 404 there, whatever the Host header says.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import Awaitable, Callable, Collection
@@ -148,9 +149,14 @@ def _bind_socket(
     return sock
 
 
-def serve(app: ASGIApp, settings: Settings) -> None:
+def serve(
+    app: ASGIApp,
+    settings: Settings,
+    http: type[asyncio.Protocol] = CoalescingHttpToolsProtocol,
+) -> None:
     """Run ``app`` until SIGINT or SIGTERM, on the public and (if set) internal address; on
-    SIGTERM uvicorn stops accepting, answers what is in flight, then stops (10 s at most)."""
+    SIGTERM uvicorn stops accepting, answers what is in flight, then stops (10 s at most).
+    ``http`` is the protocol class (``Exporter.http_protocol``: it reports refusals)."""
     tune_glibc_malloc()
     sockets = [bind(settings.host, settings.port)]
     if settings.internal_listen is not None:
@@ -159,8 +165,8 @@ def serve(app: ASGIApp, settings: Settings) -> None:
         app,
         # httptools and uvloop, not uvicorn's pure-Python fallbacks: about 30% more events/s
         # in the ingest benchmark; a response's head and body sent in one write
-        # (docs/performance.md)
-        http=CoalescingHttpToolsProtocol,
+        # (docs/performance.md); request heads bounded (transport.py)
+        http=http,
         loop="uvloop",
         log_level=settings.log_level,
         log_config=None,  # our handler (logs.configure) formats uvicorn's lines too

@@ -76,7 +76,8 @@ def exporter_health(config: Config) -> Json:
         timeseries(
             "Events by type and outcome",
             "Webhook deliveries per second by event and outcome (accepted, stale, "
-            "invalid_signature, invalid_payload, unknown_event, rejected_overload).",
+            "invalid_signature, invalid_payload, unknown_event, rate_limited, rejected_overload, "
+            "error: answered 500).",
             [
                 target(
                     f"sum by (event, outcome) (rate({events}[$__rate_interval]))",
