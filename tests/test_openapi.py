@@ -59,7 +59,9 @@ def test_zoom_examples_match_the_document() -> None:
 
 def test_paths_follow_the_settings() -> None:
     document = build_openapi(Settings(webhook_path="/zoom", telemetry_path="/m"))
-    assert {"/zoom", "/m", "/-/healthy", "/-/ready", "/", "/openapi.json"} == set(document["paths"])
+    assert {"/zoom", "/m", "/-/healthy", "/-/ready", "/", "/status.json", "/openapi.json"} == set(
+        document["paths"]
+    )
     secured = build_openapi(Settings(metrics_auth=MetricsAuth(bearer_token="t")))
     metrics = secured["paths"]["/metrics"]["get"]
     assert metrics["security"] == [{"metricsBearer": []}] and "401" in metrics["responses"]

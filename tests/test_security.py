@@ -73,7 +73,7 @@ def test_public_listener_serves_only_the_webhook_and_the_document(
     headers = {"content-type": "application/json", **sign_headers(TOKEN, int(time.time()), BODY)}
     assert client.post(public + "/webhook", content=BODY, headers=headers).status_code == 200
     assert client.get(public + "/openapi.json").status_code == 200
-    for path in ("/metrics", "/-/healthy", "/-/ready", "/", "/metrics/", "/nope"):
+    for path in ("/metrics", "/-/healthy", "/-/ready", "/", "/status.json", "/metrics/", "/nope"):
         response = client.get(public + path)
         assert response.status_code == 404, path
         assert "error" in response.json()
@@ -83,7 +83,7 @@ def test_internal_listener_serves_metrics_and_probes_not_the_webhook(
     split: tuple[str, str, httpx.Client],
 ) -> None:
     _, internal, client = split
-    for path in ("/metrics", "/-/healthy", "/-/ready", "/", "/openapi.json"):
+    for path in ("/metrics", "/-/healthy", "/-/ready", "/", "/status.json", "/openapi.json"):
         assert client.get(internal + path).status_code == 200, path
     headers = {"content-type": "application/json", **sign_headers(TOKEN, int(time.time()), BODY)}
     refused = client.post(internal + "/webhook", content=BODY, headers=headers)

@@ -1,13 +1,13 @@
-"""The HTTP application: webhook, metrics, probes and a landing page."""
+"""The HTTP application: webhook, metrics, probes and the status page."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -22,7 +22,6 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import __version__
 from .archive import Archive
 from .config import Settings
 from .exposition import MetricsEndpoint, StoreHealthCollector
@@ -36,6 +35,7 @@ from .remote_client import check_options, redact
 from .remote_queue import RemoteWriteQueue
 from .remote_sink import RemoteWriteSink
 from .remote_wal import WriteAheadLog
+from .status import STATUS_JSON, Deliveries, render_html, snapshot
 from .store import SeriesStore, StoreLimits
 from .transport import CoalescingHttpToolsProtocol, reporting_to
 from .web import FastRoute, ListenerFilter, require_auth
@@ -95,6 +95,7 @@ class Exporter:
             PipelineOptions(settings.convert, settings.per_participant),
             sink,
         )
+        self.deliveries = Deliveries(clock=clock)
         self.receiver = WebhookReceiver(
             ReceiverOptions(
                 settings.secret_tokens,
@@ -110,6 +111,7 @@ class Exporter:
             self.archive,
             self.log_budget,
             durable=self.wal.synced if self.wal is not None else None,
+            deliveries=self.deliveries,
         )
 
     def _recover(self, sink: RemoteWriteSink) -> None:
@@ -160,24 +162,59 @@ class Exporter:
         )
         return ChunksResponse(chunks, headers)
 
-    async def landing(self, request: Request) -> Response:
+    def status(self) -> dict[str, Any]:
+        """The status page's data (docs/status.md)."""
         s = self.settings
-        links = "".join(
-            f'<li><a href="{html.escape(path)}">{html.escape(path)}</a> {what}</li>'
-            for path, what in (
-                (s.telemetry_path, "metrics"),
-                ("/-/healthy", "liveness"),
-                ("/-/ready", "readiness"),
-                (OPENAPI_PATH, "OpenAPI document of this interface"),
-            )
-        )
-        page = (
-            "<!doctype html><html><head><title>Zoom QSS exporter</title></head><body>"
-            f"<h1>Zoom QSS exporter</h1><p>Version {html.escape(__version__)}. Zoom posts its "
-            f"QSS events to <code>{html.escape(s.webhook_path)}</code>.</p>"
-            f"<ul>{links}</ul></body></html>"
-        )
-        return HTMLResponse(page)
+        listeners = [_address(s.host, s.port)]
+        if s.internal_listen is not None:
+            listeners.append(_address(*s.internal_listen) + " (internal)")
+        parts: dict[str, Any] = {
+            "webhook_path": s.webhook_path,
+            "telemetry_path": s.telemetry_path,
+            "listeners": listeners,
+            "store": {
+                "live series": len(self.store),
+                "cap (--store.max-series)": s.max_series,
+                "dropped at the cap": self.store.dropped_total,
+                "expired": self.store.expired_total,
+                "per-participant series": "on" if s.per_participant else "off",
+            },
+        }
+        queue = self.remote_write
+        if queue is not None:
+            failed = {r: n for r, n in queue.failed_total.items() if n}
+            parts["remote_write"] = {
+                "queued samples": f"{queue.queued} of {queue.options.queue_capacity}",
+                "samples sent": queue.sent_total,
+                "samples lost (by reason)": failed or "none",
+                "already present (redeliveries)": queue.already_present_total,
+                "last success": _when(queue.last_success),
+                "last error": queue.last_error or "none",
+                "write-ahead log": str(self.wal.directory) if self.wal else "off",
+            }
+        if self.archive is not None:
+            parts["archive"] = {
+                "file": str(self.archive.path),
+                "events archived": self.archive.events_total,
+                "write errors": self.archive.errors_total,
+            }
+        return snapshot(self.deliveries, self.clock(), s.webhook_path, parts)
+
+    async def landing(self, request: Request) -> Response:
+        return HTMLResponse(render_html(self.status()))
+
+    async def status_json(self, request: Request) -> Response:
+        return JSONResponse(self.status())
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host or '*'}:{port}"
+
+
+def _when(stamp: float) -> str:
+    if not stamp:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(stamp))
 
 
 class ChunksResponse(Response):
@@ -231,7 +268,7 @@ def create_app(exporter: Exporter) -> ASGIApp:
     app: ASGIApp = FastRoute(_routes(exporter), s.webhook_path, exporter.receiver)
     if s.internal_listen is not None:
         public = (s.webhook_path, OPENAPI_PATH)
-        internal = (s.telemetry_path, "/-/healthy", "/-/ready", "/", OPENAPI_PATH)
+        internal = (s.telemetry_path, "/-/healthy", "/-/ready", "/", STATUS_JSON, OPENAPI_PATH)
         app = ListenerFilter(app, s.internal_listen, public, internal)
     return app
 
@@ -279,6 +316,7 @@ def _routes(exporter: Exporter) -> Starlette:
             Route("/-/healthy", _healthy, methods=["GET", "HEAD"]),
             Route("/-/ready", _ready, methods=["GET", "HEAD"]),
             Route("/", exporter.landing, methods=["GET"]),
+            Route(STATUS_JSON, exporter.status_json, methods=["GET"]),
         ],
         exception_handlers={404: _not_found, 405: _not_allowed, 500: _server_error},
         lifespan=lifespan,

@@ -225,7 +225,23 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
         settings.telemetry_path: {"get": metrics},
         "/-/healthy": {"get": {"summary": "Liveness probe.", **probe}},
         "/-/ready": {"get": {"summary": "Readiness probe.", **probe}},
-        "/": {"get": {"summary": "Landing page.", "responses": {"200": _text("", "text/html")}}},
+        "/": {
+            "get": {
+                "summary": "Status page: recent deliveries, events seen, setup checklist.",
+                "responses": {"200": _text("", "text/html")},
+            }
+        },
+        "/status.json": {
+            "get": {
+                "summary": "The status page's data (docs/status.md).",
+                "responses": {
+                    "200": {
+                        "description": "Version, uptime, checklist, events, recent deliveries.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
         OPENAPI_PATH: {
             "get": {
                 "summary": "This document.",

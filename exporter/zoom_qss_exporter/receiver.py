@@ -21,7 +21,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import orjson
 from starlette.types import Message, Receive, Scope, Send
@@ -82,14 +82,34 @@ class Refusal(Exception):
 
 
 class _Progress:
-    """How far a request got, for the answer to an unexpected error: its event label and
-    whether its signature held."""
+    """How far a request got, for the answer to an unexpected error and the status page: its
+    event label, whether its signature held (and with which token), its outcome and Zoom's
+    time of it."""
 
-    __slots__ = ("authenticated", "label")
+    __slots__ = ("authenticated", "event_ts", "label", "outcome", "token")
 
     def __init__(self) -> None:
         self.label = UNVERIFIED
         self.authenticated = False
+        self.outcome = Outcome.ERROR.value
+        self.token: int | None = None  # position of the verifying token, from 1
+        self.event_ts: float | None = None  # Unix seconds
+
+
+class DeliveryLog(Protocol):
+    """Where each answered request is noted (the status page's :class:`~.status.Deliveries`)."""
+
+    def record(
+        self,
+        event: str,
+        outcome: str,
+        status: int,
+        reason: str,
+        seconds: float,
+        request_id: str,
+        token: int | None = None,
+        event_ts: float | None = None,
+    ) -> None: ...
 
 
 def _reject_constant(name: str) -> float:
@@ -106,7 +126,9 @@ class WebhookReceiver:
         archive: Archive | None = None,
         log_budget: LogBudget | None = None,
         durable: Callable[[], Awaitable[None]] | None = None,
+        deliveries: DeliveryLog | None = None,
     ) -> None:
+        self.deliveries = deliveries
         self.options = options
         # until what was accepted is on disk (remote write's log): awaited before answering
         self.durable = durable
@@ -128,10 +150,12 @@ class WebhookReceiver:
         client = scope.get("client")
         address = client[0] if client else ""
         progress = _Progress()
+        reason = ""
         try:
             event, answer = await self._handle(receive, headers, request_id, address, progress)
         except Refusal as refusal:
             event, outcome = refusal.event, refusal.outcome
+            progress.outcome, reason = outcome.value, str(refusal)
             self.health.count_event(event, outcome)
             if refusal.charge and self.limiter is not None:
                 self.limiter.charge(address, self.clock())
@@ -159,8 +183,26 @@ class WebhookReceiver:
                     extra={"event": event, "outcome": "error", "request_id": request_id},
                 )
             answer = Answer(500, _json_body({"error": "internal error"}))
-        self.health.processing.observe((event,), time.perf_counter() - started)
+            progress.outcome, reason = Outcome.ERROR.value, "internal error"
+        seconds = time.perf_counter() - started
+        self.health.processing.observe((event,), seconds)
+        if self.deliveries is not None:
+            self.deliveries.record(
+                event,
+                progress.outcome,
+                answer.status,
+                reason,
+                seconds,
+                request_id,
+                progress.token,
+                progress.event_ts,
+            )
         await _send_answer(send, answer)
+
+    def _position(self, token: str | None) -> int | None:
+        """Which of the configured tokens (from 1), never the token itself."""
+        tokens = self.options.secret_tokens
+        return tokens.index(token) + 1 if token is not None and token in tokens else None
 
     def _may_log(self, progress: _Progress, kind: str) -> bool:
         """Lines a client without the secret can cause share the log budget; those of
@@ -182,6 +224,7 @@ class WebhookReceiver:
         body = await self._read_body(receive, headers)
         token = self._verify(headers, body, now, address, limited)
         progress.authenticated, progress.label = token is not None, event_label(None)
+        progress.token = self._position(token)
         content_type = headers.get("content-type", "")
         if content_type.partition(";")[0].strip().lower() != "application/json":
             raise Refusal(
@@ -193,13 +236,21 @@ class WebhookReceiver:
         document = _parse_json(body)
         name = document.get("event")
         label = progress.label = event_label(name)
+        stamp = document.get("event_ts")
+        if (
+            isinstance(stamp, int | float)
+            and not isinstance(stamp, bool)
+            and progress.authenticated
+        ):
+            progress.event_ts = stamp / 1000
         if name == URL_VALIDATION:
             if token is None and self.options.secret_tokens:
                 # even with verification off: the answer is an HMAC of the caller's text under
                 # the secret token, which would sign any forged delivery
                 token = self._verify(headers, body, now, address, limited, always=True)
-                progress.authenticated = True
+                progress.authenticated, progress.token = True, self._position(token)
             answer = self._url_validation(document, token)
+            progress.outcome = Outcome.ACCEPTED.value
             # counted once the answer is sure: before it, it could still be a 500
             self.health.count_event(URL_VALIDATION, Outcome.ACCEPTED)
             log.info(
@@ -214,6 +265,7 @@ class WebhookReceiver:
         model = EVENT_MODELS.get(name)
         if model is None:
             self.health.count_event(label, Outcome.UNKNOWN_EVENT)
+            progress.outcome = Outcome.UNKNOWN_EVENT.value
             log.info(
                 "ignored unknown event %r",
                 name[:80],
@@ -246,6 +298,7 @@ class WebhookReceiver:
                 ) from None
         self.health.count_event(label, outcome)
         self.health.last_event.set(now)
+        progress.outcome = outcome.value
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "delivery",

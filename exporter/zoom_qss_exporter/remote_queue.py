@@ -109,6 +109,7 @@ class RemoteWriteQueue(Collector):
         self.dropped_total = 0
         self.already_present_total = 0
         self.last_success = 0.0
+        self.last_error = ""  # the last failed attempt, for the status page
         if wal is not None:
             wal.counters_source = self._lasting_counters
 
@@ -332,20 +333,20 @@ class RemoteWriteQueue(Collector):
                 response = await client.post(self.options.url, content=body)
                 text = (await response.aread())[:300].decode("utf-8", "replace").strip()
         except TimeoutError:
-            log.warning(
-                "remote write: no complete answer within %gs (%d samples will be retried)",
-                self.options.timeout,
-                size,
-            )
+            self.last_error = f"no complete answer within {self.options.timeout:g}s"
+            log.warning("remote write: %s (%d samples will be retried)", self.last_error, size)
             return _Retry(0.0, False)
         except (httpx.TransportError, RemoteWriteError) as error:
-            log.warning("remote write: %s (%d samples will be retried)", _describe(error), size)
+            self.last_error = _describe(error)
+            log.warning("remote write: %s (%d samples will be retried)", self.last_error, size)
             return _Retry(0.0, False)
         except Exception:  # a garbled answer (httpx.DecodingError), or a bug: never the end
             # of the sender, which would leave the queue filling with nothing sent
             log.exception("remote write: unexpected error (%d samples will be retried)", size)
             return _Retry(0.0, True)
         status = response.status_code
+        if not 200 <= status < 300:
+            self.last_error = f"{status} {text}"[:200]
         if 200 <= status < 300:
             self.sent_total += size
             self.last_success = self._wall_clock()

@@ -25,6 +25,7 @@ from . import __version__
 from .events import EVENT_MODELS
 from .health import OTHER_EVENT, UNVERIFIED, URL_VALIDATION
 
+STATUS_JSON = "/status.json"
 RING = 100  # deliveries kept
 REQUEST_ID_CHARS = 40  # of a request id shown
 SKEW_SAMPLES = 64
