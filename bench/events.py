@@ -5,7 +5,7 @@ Every request is distinct: ``participants`` participants (in meetings of ``meeti
 one, so a later round is an *update* of the same series and never a stale repeat (stale events
 are cheaper to handle and would flatter a benchmark). Values vary per participant and round.
 
-Requests are signed with :func:`zoom_qss_exporter.signature.sign_headers` at generation time;
+Requests are signed with :func:`zoom_qss_exporter.ingest.signature.sign_headers` at generation time;
 start the exporter with ``--zoom.replay-window 2h`` so that they stay valid for a whole run.
 The TSV format (``signature<TAB>timestamp<TAB>body``, one request a line) is what
 ``bench/replay.lua`` feeds to wrk.
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from zoom_qss_exporter.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_headers
+from zoom_qss_exporter.ingest.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign_headers
 
 TOKEN = "bench-token"
 EVENT = "meeting.participant_qos"

@@ -14,8 +14,8 @@ from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
 from bench.events import TOKEN
-from zoom_qss_exporter.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
-from zoom_qss_exporter.web import FastRoute
+from zoom_qss_exporter.ingest.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from zoom_qss_exporter.web.server import FastRoute
 
 _ANSWER = b'{"status":"accepted"}'
 _HEAD = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(_ANSWER))]

@@ -207,7 +207,7 @@ def trivial(app: str = "trivial_app", port: int | None = None) -> Server:
         f"--port={port}",
         "--log-level=warning",
         "--no-access-log",
-        "--http=zoom_qss_exporter.transport:CoalescingHttpToolsProtocol",
+        "--http=zoom_qss_exporter.web.transport:CoalescingHttpToolsProtocol",
         "--loop=uvloop",
         "--timeout-graceful-shutdown=10",
     ]

@@ -30,10 +30,10 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 from bench.harness import REPO
 from zoom_qss_exporter.app import Exporter
 from zoom_qss_exporter.config import Settings
-from zoom_qss_exporter.convert import ConvertOptions, convert
-from zoom_qss_exporter.events import EVENT_MODELS
 from zoom_qss_exporter.families import ALL_FAMILIES
-from zoom_qss_exporter.store import SeriesStore
+from zoom_qss_exporter.ingest.convert import ConvertOptions, convert
+from zoom_qss_exporter.ingest.events import EVENT_MODELS
+from zoom_qss_exporter.store.series import SeriesStore
 
 TYPES = ("audio_input", "audio_output", "video_input", "video_output", "as_input", "cpu_usage")
 TARGET_PLAIN, TARGET_GZIP, TARGET_BYTES = 20.0, 10.0, 350.0

@@ -7,7 +7,7 @@ from __future__ import annotations
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
-from zoom_qss_exporter.web import FastRoute
+from zoom_qss_exporter.web.server import FastRoute
 
 _ANSWER = b'{"status":"accepted"}'
 _HEAD = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(_ANSWER))]

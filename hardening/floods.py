@@ -19,7 +19,7 @@ import time
 
 import httpx
 
-from zoom_qss_exporter.signature import sign_headers
+from zoom_qss_exporter.ingest.signature import sign_headers
 
 from .common import TOKEN, Exporter, mib, verdict
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hardening.common import TOKEN
-from zoom_qss_exporter.signature import sign_headers
+from zoom_qss_exporter.ingest.signature import sign_headers
 
 QOS_TYPES = ("audio_input", "audio_output", "video_input", "video_output", "as_input")
 ITEMS_PER_EVENT = len(QOS_TYPES) + 1  # and cpu_usage

@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client.utils import floatToGoString
 
-from zoom_qss_exporter.fleet import DELAY_BUCKETS, LOSS_BUCKETS, MOS_BUCKETS
+from zoom_qss_exporter.store.fleet import DELAY_BUCKETS, LOSS_BUCKETS, MOS_BUCKETS
 
 from .config import Config, Duration, Figure
 

@@ -19,8 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from zoom_qss_exporter.app import Exporter, create_app
 from zoom_qss_exporter.config import Settings
-from zoom_qss_exporter.signature import sign_headers
-from zoom_qss_exporter.transport import CoalescingHttpToolsProtocol
+from zoom_qss_exporter.ingest.signature import sign_headers
+from zoom_qss_exporter.web.transport import CoalescingHttpToolsProtocol
 
 # Zoom's published example payloads, one per event, as Zoom's QSS documentation prints them.
 EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "zoom-examples"

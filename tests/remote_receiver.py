@@ -14,8 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 from zoom_qss_exporter import families as f
-from zoom_qss_exporter.remote_client import RemoteWriteOptions
-from zoom_qss_exporter.remote_write import Labels, Point, decode
+from zoom_qss_exporter.remote.client import RemoteWriteOptions
+from zoom_qss_exporter.remote.protocol import Labels, Point, decode
 
 DROP = -1  # a scripted "status": close the connection without answering
 T0 = 1_700_000_000.0

@@ -18,10 +18,10 @@ import pytest
 from conftest import TOKEN, LiveExporter, LiveFactory, SeriesKey, example, key, series_of
 from prometheus_harness import wait_for
 from remote_receiver import FakeReceiver, fake_receiver
-from zoom_qss_exporter.archive import Archive, ArchiveError, ArchiveOptions, read_archive
 from zoom_qss_exporter.cli import main
-from zoom_qss_exporter.remote_client import RemoteWriteOptions
-from zoom_qss_exporter.signature import sign_headers
+from zoom_qss_exporter.ingest.archive import Archive, ArchiveError, ArchiveOptions, read_archive
+from zoom_qss_exporter.ingest.signature import sign_headers
+from zoom_qss_exporter.remote.client import RemoteWriteOptions
 
 NOW = 1_700_000_000.0
 

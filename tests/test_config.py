@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from zoom_qss_exporter.config import load_settings
-from zoom_qss_exporter.convert import UserNameMode
 from zoom_qss_exporter.flags import ConfigError
-from zoom_qss_exporter.remote_client import ParticipantInfo
+from zoom_qss_exporter.ingest.convert import UserNameMode
+from zoom_qss_exporter.remote.client import ParticipantInfo
 
 
 def test_defaults_follow_the_design() -> None:

@@ -9,9 +9,10 @@ import pytest
 
 from conftest import example
 from zoom_qss_exporter import families as f
-from zoom_qss_exporter.convert import Conversion, ConvertOptions, UserNameMode, convert
-from zoom_qss_exporter.events import EVENT_MODELS
 from zoom_qss_exporter.families import MAX_LABEL_VALUE
+from zoom_qss_exporter.ingest.convert import ConvertOptions, UserNameMode, convert
+from zoom_qss_exporter.ingest.events import EVENT_MODELS
+from zoom_qss_exporter.samples import Conversion
 
 
 def run(event: dict[str, Any], options: ConvertOptions | None = None) -> Conversion:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from zoom_qss_exporter.deadlines import DeadlineExceeded, Deadlines
+from zoom_qss_exporter.ingest.deadlines import DeadlineExceeded, Deadlines
 
 
 def test_a_wait_within_its_timeout_returns_its_value() -> None:

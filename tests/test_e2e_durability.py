@@ -47,8 +47,8 @@ from test_e2e_remote_write import (
     samples_of,
     stored,
 )
-from zoom_qss_exporter.archive import Archive, ArchiveOptions
-from zoom_qss_exporter.signature import sign_headers
+from zoom_qss_exporter.ingest.archive import Archive, ArchiveOptions
+from zoom_qss_exporter.ingest.signature import sign_headers
 
 
 def post(url: str, event: Event) -> httpx.Response:

@@ -32,8 +32,8 @@ from test_dashboards import (
     variables,
 )
 from test_rules import ALERT_FILE, RECORDING_FILE, recorded_names
-from zoom_qss_exporter.signature import sign_headers
-from zoom_qss_exporter.simulate import SimulationConfig, simulate
+from zoom_qss_exporter.ingest.signature import sign_headers
+from zoom_qss_exporter.simulate.run import SimulationConfig, simulate
 
 TOKEN = "e2e-monitoring-token"
 SEED = 20240611

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from prometheus_harness import by_label, exporter, prometheus, query, scalar, wait_for
-from zoom_qss_exporter.simulate import SimulationConfig, simulate
+from zoom_qss_exporter.simulate.run import SimulationConfig, simulate
 
 TOKEN = "e2e-secret-token"
 

@@ -36,11 +36,11 @@ import pytest
 
 from conftest import parse_metrics
 from prometheus_harness import api, free_port, serving, wait_for
-from zoom_qss_exporter.convert import ConvertOptions, convert
-from zoom_qss_exporter.events import EVENT_MODELS
-from zoom_qss_exporter.remote_write import milliseconds, series_labels
-from zoom_qss_exporter.signature import sign_headers
-from zoom_qss_exporter.simulate_events import Fleet
+from zoom_qss_exporter.ingest.convert import ConvertOptions, convert
+from zoom_qss_exporter.ingest.events import EVENT_MODELS
+from zoom_qss_exporter.ingest.signature import sign_headers
+from zoom_qss_exporter.remote.protocol import milliseconds, series_labels
+from zoom_qss_exporter.simulate.events import Fleet
 
 TOKEN = "e2e-remote-write-token"
 FAST = [

@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 
 from prometheus_harness import exporter
-from zoom_qss_exporter.events import EVENT_MODELS
-from zoom_qss_exporter.signature import sign_headers
+from zoom_qss_exporter.ingest.events import EVENT_MODELS
+from zoom_qss_exporter.ingest.signature import sign_headers
 
 TOKEN = "e2e-status-token"
 CHROMIUM = shutil.which("chromium")

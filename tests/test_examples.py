@@ -300,7 +300,7 @@ def test_example_gives_exactly_these_series(live: LiveExporter, name: str) -> No
 
 
 def test_all_fourteen_events_are_covered() -> None:
-    from zoom_qss_exporter.events import EVENT_MODELS
+    from zoom_qss_exporter.ingest.events import EVENT_MODELS
 
     assert set(EXPECTED) == set(EVENT_MODELS)
 

@@ -20,11 +20,11 @@ from prometheus_client.registry import Collector
 
 from conftest import LiveExporter, example, ongoing_call
 from zoom_qss_exporter import families as f
-from zoom_qss_exporter.convert import Conversion, InfoUpdate, Sample
-from zoom_qss_exporter.exposition import MetricsEndpoint, render_store
 from zoom_qss_exporter.families import ALL_FAMILIES
-from zoom_qss_exporter.store import SeriesStore, StoreLimits
-from zoom_qss_exporter.textformat import insert_label, label_text
+from zoom_qss_exporter.samples import Conversion, InfoUpdate, Sample
+from zoom_qss_exporter.store.exposition import MetricsEndpoint, render_store
+from zoom_qss_exporter.store.series import SeriesStore, StoreLimits
+from zoom_qss_exporter.store.textformat import insert_label, label_text
 
 FLEET_AND_HEALTH = (
     "zoom_qos_fleet_latency_seconds",

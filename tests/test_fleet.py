@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from zoom_qss_exporter.fleet import SampleLedger
-from zoom_qss_exporter.plain_metrics import Histogram
+from zoom_qss_exporter.store.fleet import SampleLedger
+from zoom_qss_exporter.store.plain_metrics import Histogram
 
 STREAM = ("meeting", "m==", "p1", "audio_input")
 

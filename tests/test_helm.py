@@ -40,13 +40,13 @@ import yaml
 from prometheus_harness import free_port, serving
 from zoom_qss_exporter import __version__
 from zoom_qss_exporter.config import TOKEN_ENV, Settings, add_serve_arguments, load_settings
-from zoom_qss_exporter.convert import ConvertOptions, UserNameMode
 from zoom_qss_exporter.flags import env_name
-from zoom_qss_exporter.remote_client import ParticipantInfo
-from zoom_qss_exporter.remote_config import DEFAULT_WAL_DIRECTORY
-from zoom_qss_exporter.remote_wal import WALOptions
-from zoom_qss_exporter.security import MetricsAuth
-from zoom_qss_exporter.signature import sign_headers
+from zoom_qss_exporter.ingest.convert import ConvertOptions, UserNameMode
+from zoom_qss_exporter.ingest.signature import sign_headers
+from zoom_qss_exporter.remote.client import ParticipantInfo
+from zoom_qss_exporter.remote.flags import DEFAULT_WAL_DIRECTORY
+from zoom_qss_exporter.remote.wal import WALOptions
+from zoom_qss_exporter.web.auth import MetricsAuth
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "helm" / "zoom-qss-exporter"

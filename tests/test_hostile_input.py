@@ -30,8 +30,8 @@ from conftest import (
 )
 from zoom_qss_exporter.app import Exporter, create_app
 from zoom_qss_exporter.config import Settings
-from zoom_qss_exporter.events import EVENT_MODELS
-from zoom_qss_exporter.signature import sign_headers
+from zoom_qss_exporter.ingest.events import EVENT_MODELS
+from zoom_qss_exporter.ingest.signature import sign_headers
 
 _QOS = example("meeting.participant_qos")
 _DATA = example("meeting.participant_data")

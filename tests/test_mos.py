@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zoom_qss_exporter.mos import (
+from zoom_qss_exporter.ingest.mos import (
     delay_impairment,
     loss_impairment,
     mos_estimate,

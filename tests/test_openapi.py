@@ -16,10 +16,10 @@ from schemathesis.generation import GenerationMode
 
 from conftest import TOKEN, LiveExporter, LiveFactory, example
 from zoom_qss_exporter.config import Settings
-from zoom_qss_exporter.events import EVENT_MODELS
-from zoom_qss_exporter.openapi import WEBHOOK_ERRORS, build_openapi
-from zoom_qss_exporter.security import MetricsAuth
-from zoom_qss_exporter.signature import sign_headers
+from zoom_qss_exporter.ingest.events import EVENT_MODELS
+from zoom_qss_exporter.ingest.signature import sign_headers
+from zoom_qss_exporter.web.auth import MetricsAuth
+from zoom_qss_exporter.web.openapi import WEBHOOK_ERRORS, build_openapi
 
 
 def test_served_document_is_valid_openapi_31(live: LiveExporter) -> None:
@@ -29,11 +29,11 @@ def test_served_document_is_valid_openapi_31(live: LiveExporter) -> None:
     document = response.json()
     assert document["openapi"] == "3.1.0"
     validate(document)
-    validate(build_openapi(Settings(metrics_auth=MetricsAuth("t", "u", "p"))))
+    validate(build_openapi(Settings(metrics_auth=MetricsAuth("t", "u", "p")).routes()))
 
 
 def test_webhook_body_is_one_of_the_event_models_by_name() -> None:
-    document = build_openapi(Settings())
+    document = build_openapi(Settings().routes())
     body = document["paths"]["/webhook"]["post"]["requestBody"]["content"]["application/json"]
     schema = body["schema"]
     assert schema["discriminator"]["propertyName"] == "event"
@@ -51,18 +51,18 @@ def test_zoom_examples_match_the_document() -> None:
     """Every one of Zoom's published examples validates against its event's schema."""
     from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
-    document = build_openapi(Settings())
+    document = build_openapi(Settings().routes())
     for name in EVENT_MODELS:
         root = {**document, "$ref": f"#/components/schemas/{name}"}
         Draft202012Validator(root).validate(example(name))
 
 
 def test_paths_follow_the_settings() -> None:
-    document = build_openapi(Settings(webhook_path="/zoom", telemetry_path="/m"))
+    document = build_openapi(Settings(webhook_path="/zoom", telemetry_path="/m").routes())
     assert {"/zoom", "/m", "/-/healthy", "/-/ready", "/", "/status.json", "/openapi.json"} == set(
         document["paths"]
     )
-    secured = build_openapi(Settings(metrics_auth=MetricsAuth(bearer_token="t")))
+    secured = build_openapi(Settings(metrics_auth=MetricsAuth(bearer_token="t")).routes())
     metrics = secured["paths"]["/metrics"]["get"]
     assert metrics["security"] == [{"metricsBearer": []}] and "401" in metrics["responses"]
 

@@ -16,20 +16,10 @@ from hypothesis import strategies as st
 
 from conftest import example
 from zoom_qss_exporter import families as f
-from zoom_qss_exporter.convert import (
-    Conversion,
-    ConvertOptions,
-    InfoUpdate,
-    Sample,
-    UserNameMode,
-    convert,
-    parse_time,
-)
-from zoom_qss_exporter.events import EVENT_MODELS, ValidationError
-from zoom_qss_exporter.exposition import render_store
-from zoom_qss_exporter.receiver import Refusal, _parse_json
-from zoom_qss_exporter.store import SeriesStore, StoreLimits
-from zoom_qss_exporter.values import (
+from zoom_qss_exporter.ingest.convert import ConvertOptions, UserNameMode, convert, parse_time
+from zoom_qss_exporter.ingest.events import EVENT_MODELS, ValidationError
+from zoom_qss_exporter.ingest.receiver import Refusal, _parse_json
+from zoom_qss_exporter.ingest.values import (
     InvalidValue,
     parse_cpu_pressure,
     parse_dbm,
@@ -41,6 +31,9 @@ from zoom_qss_exporter.values import (
     parse_quality,
     parse_resolution,
 )
+from zoom_qss_exporter.samples import Conversion, InfoUpdate, Sample
+from zoom_qss_exporter.store.exposition import render_store
+from zoom_qss_exporter.store.series import SeriesStore, StoreLimits
 
 PARSERS: dict[str, Callable[[object], object]] = {
     "kbps": parse_kbps,

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import TOKEN, LiveExporter, LiveFactory, example, key
-from zoom_qss_exporter import receiver
-from zoom_qss_exporter.events import EVENT_MODELS
 from zoom_qss_exporter.families import MAX_LABEL_VALUE
+from zoom_qss_exporter.ingest import receiver
+from zoom_qss_exporter.ingest.events import EVENT_MODELS
 
 QOS = example("meeting.participant_qos")
 
@@ -53,7 +53,7 @@ def test_missing_signature_headers_are_401(live: LiveExporter) -> None:
 
 def test_body_changed_after_signing_is_401(live: LiveExporter) -> None:
     body = json.dumps(QOS).encode()
-    from zoom_qss_exporter.signature import sign_headers
+    from zoom_qss_exporter.ingest.signature import sign_headers
 
     headers = {"content-type": "application/json", **sign_headers(TOKEN, int(live.clock()), body)}
     tampered = body.replace(b"63 kbps", b"64 kbps")

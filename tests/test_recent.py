@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from zoom_qss_exporter.recent import MARKS, RecentMap
+from zoom_qss_exporter.store.recent import MARKS, RecentMap
 
 
 def test_answers_as_a_dict_through_growth() -> None:

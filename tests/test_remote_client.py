@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from remote_receiver import T0, FakeReceiver, fake_receiver, handler, options, points, run, until
-from zoom_qss_exporter.remote_client import (
+from zoom_qss_exporter.remote.client import (
     RemoteWriteError,
     RemoteWriteOptions,
     check_options,
     failure_reason,
     redact,
 )
-from zoom_qss_exporter.remote_queue import Chunk, RemoteWriteQueue
+from zoom_qss_exporter.remote.queue import Chunk, RemoteWriteQueue
 
 
 @pytest.fixture

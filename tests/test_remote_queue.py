@@ -24,9 +24,9 @@ import pytest
 from conftest import LiveFactory, example, key, series_of
 from prometheus_harness import wait_for
 from remote_receiver import DROP, T0, FakeReceiver, fake_receiver, options, points, run, until
-from zoom_qss_exporter.archive import ArchiveOptions
-from zoom_qss_exporter.remote_queue import Chunk, RemoteWriteQueue
-from zoom_qss_exporter.remote_wal import WALOptions, WriteAheadLog
+from zoom_qss_exporter.ingest.archive import ArchiveOptions
+from zoom_qss_exporter.remote.queue import Chunk, RemoteWriteQueue
+from zoom_qss_exporter.remote.wal import WALOptions, WriteAheadLog
 
 
 @pytest.fixture

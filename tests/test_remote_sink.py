@@ -17,15 +17,15 @@ from typing import Any
 import pytest
 
 from conftest import example, ongoing_call, parse_metrics
-from zoom_qss_exporter.convert import ConvertOptions, convert
-from zoom_qss_exporter.events import EVENT_MODELS
-from zoom_qss_exporter.exposition import render_store
 from zoom_qss_exporter.families import PARTICIPANT_INFO, PHONE_PARTY_INFO
-from zoom_qss_exporter.remote_client import ParticipantInfo
-from zoom_qss_exporter.remote_queue import Chunk
-from zoom_qss_exporter.remote_sink import LATE_AFTER, RemoteWriteSink, stream_key
-from zoom_qss_exporter.remote_write import decode, encode
-from zoom_qss_exporter.store import SeriesStore, StoreLimits
+from zoom_qss_exporter.ingest.convert import ConvertOptions, convert
+from zoom_qss_exporter.ingest.events import EVENT_MODELS
+from zoom_qss_exporter.remote.client import ParticipantInfo
+from zoom_qss_exporter.remote.protocol import decode, encode
+from zoom_qss_exporter.remote.queue import Chunk
+from zoom_qss_exporter.remote.sink import LATE_AFTER, RemoteWriteSink, stream_key
+from zoom_qss_exporter.store.exposition import render_store
+from zoom_qss_exporter.store.series import SeriesStore, StoreLimits
 
 NOW = 1_700_000_000.0
 # the info labels QoS events carry too (a data event's are the others)
@@ -525,7 +525,7 @@ def test_the_stream_key_is_the_same_in_every_process() -> None:
     key = (True, ("meeting", "m==", "16778240", "audio_input"))
     source = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        "from zoom_qss_exporter.remote_sink import stream_key;"
+        "from zoom_qss_exporter.remote.sink import stream_key;"
         f"print(stream_key({key!r}))"
     )
     exporter = str(Path(__file__).resolve().parents[1] / "exporter")

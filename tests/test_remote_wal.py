@@ -16,7 +16,8 @@ import pytest
 
 from remote_receiver import T0, points
 from zoom_qss_exporter import families as f
-from zoom_qss_exporter.remote_wal import (
+from zoom_qss_exporter.remote.protocol import STALE_NAN, Point
+from zoom_qss_exporter.remote.wal import (
     CHECKPOINT,
     Position,
     WALError,
@@ -25,7 +26,6 @@ from zoom_qss_exporter.remote_wal import (
     decode_record,
     encode_record,
 )
-from zoom_qss_exporter.remote_write import STALE_NAN, Point
 
 
 class Clock:
@@ -186,7 +186,7 @@ _FULL_DISK = """
 import resource, signal, sys
 sys.path[:0] = sys.argv[2:]
 from remote_receiver import points
-from zoom_qss_exporter.remote_wal import WALError, WALOptions, WriteAheadLog
+from zoom_qss_exporter.remote.wal import WALError, WALOptions, WriteAheadLog
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a signal, as on a full disk
 wal = WriteAheadLog(WALOptions(sys.argv[1], fsync=False), lambda: 0.0)
 wal.recover()

@@ -11,7 +11,7 @@ import pytest
 
 from zoom_qss_exporter import families as f
 from zoom_qss_exporter.families import ALL_FAMILIES, INFO_LABELS, PARTICIPANT_INFO
-from zoom_qss_exporter.remote_write import (
+from zoom_qss_exporter.remote.protocol import (
     HEADERS,
     STALE_NAN,
     Point,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLES
-from zoom_qss_exporter.events import EVENT_MODELS
+from zoom_qss_exporter.ingest.events import EVENT_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
 PIN = re.compile(

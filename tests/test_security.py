@@ -26,10 +26,11 @@ from prometheus_harness import wait_for
 from zoom_qss_exporter.app import Exporter, create_app
 from zoom_qss_exporter.config import Settings, load_settings
 from zoom_qss_exporter.flags import ConfigError
+from zoom_qss_exporter.ingest.ratelimit import KEY_LENGTH, RateLimiter
+from zoom_qss_exporter.ingest.signature import sign_headers
 from zoom_qss_exporter.logs import REQUEST_ID_LENGTH, JsonFormatter, LogBudget, LogfmtFormatter, cut
-from zoom_qss_exporter.security import KEY_LENGTH, MetricsAuth, MetricsAuthError, RateLimiter
-from zoom_qss_exporter.signature import sign_headers
-from zoom_qss_exporter.web import bind
+from zoom_qss_exporter.web.auth import MetricsAuth, MetricsAuthError
+from zoom_qss_exporter.web.server import bind
 
 QOS = example("meeting.participant_qos")
 BODY = json.dumps(QOS).encode()

@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from zoom_qss_exporter.signature import (
+from zoom_qss_exporter.ingest.signature import (
     SignatureError,
     sign_headers,
     url_validation_token,

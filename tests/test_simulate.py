@@ -19,13 +19,14 @@ from typing import Any
 import pytest
 
 from conftest import example
-from zoom_qss_exporter.signature import (
+from zoom_qss_exporter.ingest.signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     SignatureError,
     verify_signature,
 )
-from zoom_qss_exporter.simulate import (
+from zoom_qss_exporter.simulate.events import EVENT_NAMES, Event, Fleet, Turn
+from zoom_qss_exporter.simulate.run import (
     RATE_SLACK,
     SimulationConfig,
     SimulationReport,
@@ -33,7 +34,6 @@ from zoom_qss_exporter.simulate import (
     run,
     simulate,
 )
-from zoom_qss_exporter.simulate_events import EVENT_NAMES, Event, Fleet, Turn
 
 T0 = 1_700_000_000.0
 TOKEN = "simulator-test-token"

@@ -3,8 +3,8 @@ the setup checklist's rules one by one, and HTML that escapes what came from the
 
 from __future__ import annotations
 
-from zoom_qss_exporter.events import EVENT_MODELS
-from zoom_qss_exporter.status import (
+from zoom_qss_exporter.ingest.events import EVENT_MODELS
+from zoom_qss_exporter.web.status import (
     HOUR,
     RING,
     Deliveries,

@@ -19,13 +19,13 @@ import uvicorn
 from conftest import TOKEN, FakeClock, LiveExporter, example, request_head
 from zoom_qss_exporter.app import Exporter, create_app
 from zoom_qss_exporter.config import Settings
-from zoom_qss_exporter.transport import (
+from zoom_qss_exporter.web.server import bind
+from zoom_qss_exporter.web.transport import (
     MAX_HEAD_BYTES,
     MAX_HEADERS,
     SMALL_WRITE,
     CoalescingTransport,
 )
-from zoom_qss_exporter.web import bind
 
 
 class RecordingTransport(asyncio.Transport):

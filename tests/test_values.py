@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from zoom_qss_exporter.values import (
+from zoom_qss_exporter.ingest.values import (
     InvalidValue,
     parse_cpu_pressure,
     parse_dbm,

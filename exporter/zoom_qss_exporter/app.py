@@ -22,23 +22,23 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .archive import Archive
-from .config import Settings
-from .exposition import MetricsEndpoint, StoreHealthCollector
-from .fleet import FleetMetrics, SampleLedger
-from .health import HealthMetrics
-from .logs import LogBudget
-from .openapi import OPENAPI_PATH, openapi_bytes
-from .pipeline import Pipeline, PipelineOptions
-from .receiver import ReceiverOptions, WebhookReceiver
-from .remote_client import check_options, redact
-from .remote_queue import RemoteWriteQueue
-from .remote_sink import RemoteWriteSink
-from .remote_wal import WriteAheadLog
-from .status import STATUS_JSON, Deliveries, render_html, snapshot
-from .store import SeriesStore, StoreLimits
-from .transport import CoalescingHttpToolsProtocol, reporting_to
-from .web import FastRoute, ListenerFilter, require_auth
+from zoom_qss_exporter.config import Settings
+from zoom_qss_exporter.ingest.archive import Archive
+from zoom_qss_exporter.ingest.pipeline import Pipeline, PipelineOptions
+from zoom_qss_exporter.ingest.receiver import ReceiverOptions, WebhookReceiver
+from zoom_qss_exporter.logs import LogBudget
+from zoom_qss_exporter.remote.client import check_options, redact
+from zoom_qss_exporter.remote.queue import RemoteWriteQueue
+from zoom_qss_exporter.remote.sink import RemoteWriteSink
+from zoom_qss_exporter.remote.wal import WriteAheadLog
+from zoom_qss_exporter.store.exposition import MetricsEndpoint, StoreHealthCollector
+from zoom_qss_exporter.store.fleet import FleetMetrics, SampleLedger
+from zoom_qss_exporter.store.health import HealthMetrics
+from zoom_qss_exporter.store.series import SeriesStore, StoreLimits
+from zoom_qss_exporter.web.openapi import OPENAPI_PATH, openapi_bytes
+from zoom_qss_exporter.web.server import FastRoute, ListenerFilter, require_auth
+from zoom_qss_exporter.web.status import STATUS_JSON, Deliveries, render_html, snapshot
+from zoom_qss_exporter.web.transport import CoalescingHttpToolsProtocol, reporting_to
 
 log = logging.getLogger("zoom_qss_exporter")
 
@@ -301,7 +301,7 @@ def _routes(exporter: Exporter) -> Starlette:
             if exporter.archive is not None:
                 exporter.archive.close()
 
-    document = openapi_bytes(s)
+    document = openapi_bytes(s.routes())
     auth = s.metrics_auth.load() if s.metrics_auth is not None else None  # MetricsAuthError
 
     async def openapi(request: Request) -> Response:

@@ -8,9 +8,9 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from . import __version__
-from .config import add_serve_arguments, settings_from_args
-from .flags import ConfigError
+from zoom_qss_exporter import __version__
+from zoom_qss_exporter.config import add_serve_arguments, settings_from_args
+from zoom_qss_exporter.flags import ConfigError
 
 COMMANDS = ("serve", "simulate", "replay")
 
@@ -36,13 +36,13 @@ def build_parser(command: str = "serve") -> argparse.ArgumentParser:
     simulate_parser = commands.add_parser(
         "simulate", help="send signed, realistic QSS events to a running exporter"
     )
-    from .simulate import add_arguments
+    from zoom_qss_exporter.simulate.run import add_arguments
 
     add_arguments(simulate_parser)
     replay_parser = commands.add_parser(
         "replay", help="send archived events again: to remote write (backfill) or an exporter"
     )
-    from . import replay
+    from zoom_qss_exporter import replay
 
     try:
         replay.add_arguments(replay_parser, environ("replay"))
@@ -60,11 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(args_list[0])
     args = parser.parse_args(args_list)
     if args.command == "simulate":
-        from .simulate import run
+        from zoom_qss_exporter.simulate.run import run
 
         return run(args)
     if args.command == "replay":
-        from . import replay
+        from zoom_qss_exporter import replay
 
         return replay.run(args)
     return _serve(args)
@@ -76,14 +76,14 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"zoom-qss-exporter: error: {error}", file=sys.stderr)
         return 2
-    from . import logs
+    from zoom_qss_exporter import logs
 
     logs.configure(settings.log_level, settings.log_format)
-    from .app import Exporter, create_app
-    from .archive import ArchiveError
-    from .remote_client import RemoteWriteError
-    from .remote_wal import WALError
-    from .security import MetricsAuthError
+    from zoom_qss_exporter.app import Exporter, create_app
+    from zoom_qss_exporter.ingest.archive import ArchiveError
+    from zoom_qss_exporter.remote.client import RemoteWriteError
+    from zoom_qss_exporter.remote.wal import WALError
+    from zoom_qss_exporter.web.auth import MetricsAuthError
 
     try:
         exporter = Exporter(settings)
@@ -103,10 +103,10 @@ def _serve(args: argparse.Namespace) -> int:
         settings.telemetry_path,
         f" on {internal[0]}:{internal[1]}" if internal else "",
     )
-    from .web import serve
+    from zoom_qss_exporter.web.server import serve
 
     try:
-        serve(app, settings, exporter.http_protocol)
+        serve(app, settings.listeners(), settings.log_level, exporter.http_protocol)
     except OSError as error:  # the address is taken or not ours
         print(f"zoom-qss-exporter: error: cannot listen: {error}", file=sys.stderr)
         return 1

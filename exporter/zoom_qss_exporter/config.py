@@ -12,20 +12,27 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .archive import ArchiveOptions
-from .convert import ConvertOptions, UserNameMode
-from .flags import ConfigError, env_flag, env_switch, parse_duration, positive_int
-from .remote_client import RemoteWriteOptions
-from .remote_config import (
-    add_archive_arguments,
+from zoom_qss_exporter.flags import (
+    ConfigError,
+    count,
+    env_flag,
+    env_switch,
+    parse_duration,
+    positive_int,
+)
+from zoom_qss_exporter.ingest.archive import ArchiveOptions
+from zoom_qss_exporter.ingest.convert import ConvertOptions, UserNameMode
+from zoom_qss_exporter.remote.client import RemoteWriteOptions
+from zoom_qss_exporter.remote.flags import (
     add_remote_write_arguments,
     add_wal_arguments,
-    archive_from_args,
     remote_write_from_args,
     wal_from_args,
 )
-from .remote_wal import WALOptions
-from .security import MetricsAuth
+from zoom_qss_exporter.remote.wal import WALOptions
+from zoom_qss_exporter.web.auth import MetricsAuth
+from zoom_qss_exporter.web.openapi import Routes
+from zoom_qss_exporter.web.server import WILDCARD_HOSTS, Listeners
 
 TOKEN_ENV = "ZOOM_WEBHOOK_SECRET_TOKEN"
 
@@ -58,8 +65,17 @@ class Settings:
     read_timeout: float = 10.0
     log_format: str = "logfmt"
 
+    def listeners(self) -> Listeners:
+        return Listeners(self.host, self.port, self.internal_listen)
 
-WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # a listen host meaning every interface
+    def routes(self) -> Routes:
+        """What the OpenAPI document describes."""
+        return Routes(
+            self.webhook_path,
+            self.telemetry_path,
+            self.internal_listen is not None,
+            self.metrics_auth,
+        )
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
@@ -302,3 +318,38 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None)
     parser = argparse.ArgumentParser(prog="zoom-qss-exporter serve")
     add_serve_arguments(parser, env)
     return settings_from_args(parser.parse_args(list(argv)), env)
+
+
+def add_archive_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    flag = partial(env_flag, parser, environ)
+
+    flag(
+        "--archive.directory",
+        str,
+        "",
+        "Append every accepted event to JSONL files here, for `zoom-qss-exporter replay`; "
+        "empty: no archive.",
+    )
+    flag(
+        "--archive.max-bytes",
+        positive_int,
+        str(64 << 20),
+        "Size at which an archive file is closed and a new one started.",
+    )
+    flag(
+        "--archive.max-files",
+        count,
+        "20",
+        "Archive files kept (this host's oldest are removed); 0 keeps all.",
+    )
+
+
+def archive_from_args(args: argparse.Namespace) -> ArchiveOptions | None:
+    directory = getattr(args, "archive.directory")
+    if not directory:
+        return None
+    return ArchiveOptions(
+        directory=directory,
+        max_bytes=getattr(args, "archive.max_bytes"),
+        max_files=getattr(args, "archive.max_files"),
+    )

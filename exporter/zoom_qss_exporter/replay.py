@@ -34,20 +34,21 @@ from pathlib import Path
 import httpx
 from prometheus_client import CollectorRegistry
 
-from .archive import ArchivedEvent, read_archive
-from .config import TOKEN_ENV
-from .convert import ConvertOptions, UserNameMode
-from .events import EVENT_MODELS, ValidationError
-from .flags import ConfigError, env_flag, parse_duration
-from .fleet import FleetMetrics, SampleLedger
-from .health import HealthMetrics, Outcome
-from .pipeline import Pipeline, PipelineOptions
-from .remote_client import RemoteWriteError, RemoteWriteOptions, check_options
-from .remote_config import add_remote_write_arguments, remote_write_from_args
-from .remote_queue import RemoteWriteQueue
-from .remote_sink import RemoteWriteSink
-from .signature import sign_headers
-from .store import SeriesStore, StoreLimits
+from zoom_qss_exporter.config import TOKEN_ENV
+from zoom_qss_exporter.flags import ConfigError, env_flag, parse_duration
+from zoom_qss_exporter.ingest.archive import ArchivedEvent, read_archive
+from zoom_qss_exporter.ingest.convert import ConvertOptions, UserNameMode
+from zoom_qss_exporter.ingest.events import EVENT_MODELS, ValidationError
+from zoom_qss_exporter.ingest.pipeline import Pipeline, PipelineOptions
+from zoom_qss_exporter.ingest.signature import sign_headers
+from zoom_qss_exporter.outcomes import Outcome
+from zoom_qss_exporter.remote.client import RemoteWriteError, RemoteWriteOptions, check_options
+from zoom_qss_exporter.remote.flags import add_remote_write_arguments, remote_write_from_args
+from zoom_qss_exporter.remote.queue import RemoteWriteQueue
+from zoom_qss_exporter.remote.sink import RemoteWriteSink
+from zoom_qss_exporter.store.fleet import FleetMetrics, SampleLedger
+from zoom_qss_exporter.store.health import HealthMetrics
+from zoom_qss_exporter.store.series import SeriesStore, StoreLimits
 
 _FOREVER = float("inf")
 

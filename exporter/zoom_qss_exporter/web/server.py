@@ -13,17 +13,16 @@ import asyncio
 import os
 import socket
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any
+from typing import Any, NamedTuple
 
 import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .allocator import tune_glibc_malloc
-from .config import WILDCARD_HOSTS, Settings
-from .security import MetricsAuth
-from .transport import CoalescingHttpToolsProtocol
+from zoom_qss_exporter.store.allocator import tune_glibc_malloc
+from zoom_qss_exporter.web.auth import MetricsAuth
+from zoom_qss_exporter.web.transport import CoalescingHttpToolsProtocol
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -149,18 +148,30 @@ def _bind_socket(
     return sock
 
 
+class Listeners(NamedTuple):
+    """Where the server listens: the public address and, if set, the internal one."""
+
+    host: str  # "" (every interface), a name or an address
+    port: int
+    internal: tuple[str, int] | None = None
+
+
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # a listen host meaning every interface
+
+
 def serve(
     app: ASGIApp,
-    settings: Settings,
+    listeners: Listeners,
+    log_level: str = "info",
     http: type[asyncio.Protocol] = CoalescingHttpToolsProtocol,
 ) -> None:
     """Run ``app`` until SIGINT or SIGTERM, on the public and (if set) internal address; on
     SIGTERM uvicorn stops accepting, answers what is in flight, then stops (10 s at most).
     ``http`` is the protocol class (``Exporter.http_protocol``: it reports refusals)."""
     tune_glibc_malloc()
-    sockets = [bind(settings.host, settings.port)]
-    if settings.internal_listen is not None:
-        sockets.append(bind(*settings.internal_listen))
+    sockets = [bind(listeners.host, listeners.port)]
+    if listeners.internal is not None:
+        sockets.append(bind(*listeners.internal))
     config = uvicorn.Config(
         app,
         # httptools and uvloop, not uvicorn's pure-Python fallbacks: about 30% more events/s
@@ -168,7 +179,7 @@ def serve(
         # (docs/performance.md); request heads bounded (transport.py)
         http=http,
         loop="uvloop",
-        log_level=settings.log_level,
+        log_level=log_level,
         log_config=None,  # our handler (logs.configure) formats uvicorn's lines too
         access_log=False,
         timeout_graceful_shutdown=10,

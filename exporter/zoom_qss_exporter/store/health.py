@@ -5,19 +5,14 @@ from __future__ import annotations
 import platform
 from collections import Counter as Tally
 from collections.abc import Iterator
-from enum import Enum
 
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from . import __version__
-from .events import EVENT_MODELS
-from .plain_metrics import Counter, Histogram
-
-URL_VALIDATION = "endpoint.url_validation"
-OTHER_EVENT = "other"  # an authentic event whose name we do not know
-UNVERIFIED = "unverified"  # the signature failed, so the claimed name is not trusted
+from zoom_qss_exporter import __version__
+from zoom_qss_exporter.outcomes import EVENT_NAMES, OTHER_EVENT, UNVERIFIED, URL_VALIDATION, Outcome
+from zoom_qss_exporter.store.plain_metrics import Counter, Histogram
 
 _PROCESSING_BUCKETS = (
     0.0001,
@@ -39,24 +34,6 @@ _PROCESSING_BUCKETS = (
 
 REFUSAL_REASONS = ("head_too_large", "too_many_headers", "malformed")
 """Why the HTTP layer refused a request (``zoom_qss_exporter_http_requests_refused_total``)."""
-
-
-class Outcome(Enum):
-    ACCEPTED = "accepted"
-    INVALID_SIGNATURE = "invalid_signature"
-    INVALID_PAYLOAD = "invalid_payload"
-    UNKNOWN_EVENT = "unknown_event"
-    STALE = "stale"
-    REJECTED_OVERLOAD = "rejected_overload"
-    RATE_LIMITED = "rate_limited"  # failed the signature check too often (429)
-    ERROR = "error"  # answered 500: a bug, counted so that failing events are never silent
-
-
-def event_label(name: object) -> str:
-    """Bounded label value for an event name taken from an authenticated body."""
-    if isinstance(name, str) and (name in EVENT_MODELS or name == URL_VALIDATION):
-        return name
-    return OTHER_EVENT
 
 
 class HealthMetrics(Collector):
@@ -94,11 +71,13 @@ class HealthMetrics(Collector):
             registry=registry,
         )
         build.labels(__version__, platform.python_version()).set(1)
-        for event in EVENT_MODELS:  # the series alerts and dashboards expect exist from the start
+        for event in sorted(
+            EVENT_NAMES
+        ):  # the series alerts and dashboards expect exist from the start
             self.events.inc((event, Outcome.ACCEPTED.value), 0)
         self.events.inc((UNVERIFIED, Outcome.INVALID_SIGNATURE.value), 0)
         # a failure that creates its series at 1 would be no increase() to ZoomQSSWebhookErrors
-        for event in (*EVENT_MODELS, URL_VALIDATION, OTHER_EVENT, UNVERIFIED):
+        for event in (*sorted(EVENT_NAMES), URL_VALIDATION, OTHER_EVENT, UNVERIFIED):
             self.events.inc((event, Outcome.ERROR.value), 0)
         for reason in REFUSAL_REASONS:
             self.requests_refused.inc((reason,), 0)
@@ -110,7 +89,7 @@ class HealthMetrics(Collector):
     def expect_overload(self) -> None:
         """With remote write every event can be refused 503: its series exist from the start
         (at 0), so that the first refusal is an increase to ZoomQSSWebhookErrors."""
-        for event in EVENT_MODELS:
+        for event in sorted(EVENT_NAMES):
             self.events.inc((event, Outcome.REJECTED_OVERLOAD.value), 0)
 
     def count_refused(self, reason: str) -> None:

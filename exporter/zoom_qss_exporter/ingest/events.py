@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, get_args, get_origin
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from .families import MAX_LABEL_VALUE
+from zoom_qss_exporter.families import MAX_LABEL_VALUE
 
 __all__ = [
     "EVENT_MODELS",

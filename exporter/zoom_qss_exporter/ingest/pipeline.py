@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from .convert import Conversion, ConvertOptions, convert
-from .events import Event
-from .fleet import FleetMetrics
-from .health import HealthMetrics, Outcome
-from .store import SeriesStore
+from zoom_qss_exporter.ingest.convert import ConvertOptions, convert
+from zoom_qss_exporter.ingest.events import Event
+from zoom_qss_exporter.outcomes import Outcome
+from zoom_qss_exporter.samples import Conversion
+from zoom_qss_exporter.store.fleet import FleetMetrics
+from zoom_qss_exporter.store.health import HealthMetrics
+from zoom_qss_exporter.store.series import SeriesStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,9 +16,9 @@ from collections.abc import Iterable, Iterator
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .convert import FleetSample
-from .plain_metrics import Counter, Histogram
-from .recent import RecentMap
+from zoom_qss_exporter.samples import FleetSample
+from zoom_qss_exporter.store.plain_metrics import Counter, Histogram
+from zoom_qss_exporter.store.recent import RecentMap
 
 DELAY_BUCKETS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 1.0)
 LOSS_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5)

@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
-from . import __version__
-from .events import EVENT_MODELS
-from .health import OTHER_EVENT, UNVERIFIED, URL_VALIDATION
+from zoom_qss_exporter import __version__
+from zoom_qss_exporter.ingest.events import EVENT_MODELS
+from zoom_qss_exporter.outcomes import OTHER_EVENT, UNVERIFIED, URL_VALIDATION
 
 STATUS_JSON = "/status.json"
 RING = 100  # deliveries kept

@@ -1,5 +1,5 @@
-"""Flags of the remote-write mode (shared by ``serve`` and ``replay``) and of the event
-archive, and the options they make."""
+"""Flags of the remote-write mode (shared by ``serve`` and ``replay``) and of its write-ahead
+log, and the options they make."""
 
 from __future__ import annotations
 
@@ -9,10 +9,16 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from .archive import ArchiveOptions
-from .flags import ConfigError, count, env_flag, env_name, env_switch, parse_duration, positive_int
-from .remote_client import RESERVED_HEADERS, ParticipantInfo, RemoteWriteOptions
-from .remote_wal import WALOptions
+from zoom_qss_exporter.flags import (
+    ConfigError,
+    env_flag,
+    env_name,
+    env_switch,
+    parse_duration,
+    positive_int,
+)
+from zoom_qss_exporter.remote.client import RESERVED_HEADERS, ParticipantInfo, RemoteWriteOptions
+from zoom_qss_exporter.remote.wal import WALOptions
 
 DEFAULT_WAL_DIRECTORY = "data/remote-write"  # relative to the working directory, as Prometheus'
 
@@ -244,38 +250,3 @@ def wal_from_args(args: argparse.Namespace) -> WALOptions | None:
             "--remote-write.wal-directory is empty: give a directory, or --no-remote-write.wal"
         )
     return WALOptions(directory=directory, fsync=getattr(args, "remote_write.wal_fsync"))
-
-
-def add_archive_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
-    flag = partial(env_flag, parser, environ)
-
-    flag(
-        "--archive.directory",
-        str,
-        "",
-        "Append every accepted event to JSONL files here, for `zoom-qss-exporter replay`; "
-        "empty: no archive.",
-    )
-    flag(
-        "--archive.max-bytes",
-        positive_int,
-        str(64 << 20),
-        "Size at which an archive file is closed and a new one started.",
-    )
-    flag(
-        "--archive.max-files",
-        count,
-        "20",
-        "Archive files kept (this host's oldest are removed); 0 keeps all.",
-    )
-
-
-def archive_from_args(args: argparse.Namespace) -> ArchiveOptions | None:
-    directory = getattr(args, "archive.directory")
-    if not directory:
-        return None
-    return ArchiveOptions(
-        directory=directory,
-        max_bytes=getattr(args, "archive.max_bytes"),
-        max_files=getattr(args, "archive.max_files"),
-    )

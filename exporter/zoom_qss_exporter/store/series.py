@@ -26,9 +26,9 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .convert import Conversion, InfoUpdate, Owner
-from .families import ALL_FAMILIES, INFO_FAMILIES, Family, Lifetime
-from .textformat import FORMATTED, format_value, insert_label, label_text
+from zoom_qss_exporter.families import ALL_FAMILIES, INFO_FAMILIES, Family, Lifetime
+from zoom_qss_exporter.samples import Conversion, InfoUpdate, Owner
+from zoom_qss_exporter.store.textformat import FORMATTED, format_value, insert_label, label_text
 
 Labels = tuple[str, ...]
 _STAT_INDEX = {"": 0, "min": 1, "avg": 2, "max": 3}
@@ -120,6 +120,10 @@ class SeriesStore:
     def departures(self) -> int:
         """Departure records held (one per departed participant or call party)."""
         return len(self._departed)
+
+    def has_departed(self, owner: Owner) -> bool:
+        """Whether ``owner``'s departure is remembered: its retried samples change nothing."""
+        return owner in self._departed
 
     def families(self) -> Iterator[FamilySeries]:
         yield from self._families.values()
@@ -345,6 +349,7 @@ class SeriesStore:
         lines = packed.lines[0]
         if record is not None and sid in lines:
             if update.timestamp <= record[0] and values == record[1]:
+                self._updated[SUMMARY][sid] = now  # its owner is still about
                 return False
             if values != record[1]:
                 lines[sid] = self._info_line(family, sid, values)

@@ -11,7 +11,7 @@ from bisect import bisect_left
 
 from prometheus_client.metrics_core import CounterMetricFamily, HistogramMetricFamily, Metric
 
-from .textformat import go_float
+from zoom_qss_exporter.store.textformat import go_float
 
 
 class Histogram:

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import cramjam
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from .families import Family
+from zoom_qss_exporter.families import Family
 
 PROTOCOL_VERSION = "0.1.0"
 HEADERS = {

@@ -37,8 +37,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from .families import ALL_FAMILIES, Family
-from .remote_write import STALE_NAN, Point
+from zoom_qss_exporter.families import ALL_FAMILIES, Family
+from zoom_qss_exporter.remote.protocol import STALE_NAN, Point
 
 log = logging.getLogger("zoom_qss_exporter.remote_write")
 

@@ -26,14 +26,12 @@ from typing import NamedTuple, Protocol
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
-from .archive import Archive
-from .deadlines import DeadlineExceeded, Deadlines
-from .events import EVENT_MODELS, ValidationError, describe_validation_error
-from .health import UNVERIFIED, URL_VALIDATION, HealthMetrics, Outcome, event_label
-from .logs import LogBudget, cut
-from .pipeline import Pipeline
-from .security import RateLimiter
-from .signature import (
+from zoom_qss_exporter.ingest.archive import Archive
+from zoom_qss_exporter.ingest.deadlines import DeadlineExceeded, Deadlines
+from zoom_qss_exporter.ingest.events import EVENT_MODELS, ValidationError, describe_validation_error
+from zoom_qss_exporter.ingest.pipeline import Pipeline
+from zoom_qss_exporter.ingest.ratelimit import RateLimiter
+from zoom_qss_exporter.ingest.signature import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     SignatureError,
@@ -41,6 +39,9 @@ from .signature import (
     url_validation_token,
     verify_signature,
 )
+from zoom_qss_exporter.logs import LogBudget, cut
+from zoom_qss_exporter.outcomes import UNVERIFIED, URL_VALIDATION, Outcome, event_label
+from zoom_qss_exporter.store.health import HealthMetrics
 
 log = logging.getLogger("zoom_qss_exporter.receiver")
 
@@ -236,13 +237,8 @@ class WebhookReceiver:
         document = _parse_json(body)
         name = document.get("event")
         label = progress.label = event_label(name)
-        stamp = document.get("event_ts")
-        if (
-            isinstance(stamp, int | float)
-            and not isinstance(stamp, bool)
-            and progress.authenticated
-        ):
-            progress.event_ts = stamp / 1000
+        if progress.authenticated:  # Zoom's time of it, for the status page's clock
+            progress.event_ts = _seconds(document.get("event_ts"))
         if name == URL_VALIDATION:
             if token is None and self.options.secret_tokens:
                 # even with verification off: the answer is an HMAC of the caller's text under
@@ -416,6 +412,15 @@ class WebhookReceiver:
             200,
             _json_body({"plainToken": plain, "encryptedToken": url_validation_token(token, plain)}),
         )
+
+
+def _seconds(milliseconds: object) -> float | None:
+    """Zoom's ``event_ts`` in seconds, when it is a plausible time (any JSON number may come)."""
+    if isinstance(milliseconds, bool) or not isinstance(milliseconds, int | float):
+        return None
+    if not 0 < milliseconds < 1e15:
+        return None
+    return float(milliseconds) / 1000
 
 
 def _json_body(document: dict[str, str]) -> bytes:

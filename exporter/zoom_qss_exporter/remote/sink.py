@@ -59,8 +59,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
-from .convert import Conversion, InfoUpdate
-from .families import (
+from zoom_qss_exporter.families import (
     INFO_FAMILIES,
     INFO_FROM_DATA,
     INFO_LABELS,
@@ -68,10 +67,11 @@ from .families import (
     Family,
     Lifetime,
 )
-from .recent import RecentMap
-from .remote_client import ParticipantInfo
-from .remote_queue import Chunk
-from .remote_write import STALE_NAN, Point
+from zoom_qss_exporter.remote.client import ParticipantInfo
+from zoom_qss_exporter.remote.protocol import STALE_NAN, Point
+from zoom_qss_exporter.remote.queue import Chunk
+from zoom_qss_exporter.samples import Conversion, InfoUpdate
+from zoom_qss_exporter.store.recent import RecentMap
 
 StreamKey = tuple[bool, tuple[str, ...]]  # (per-sample lifetime?, the stream's label values)
 # Seconds: Prometheus refuses samples more than about an hour older than its newest ("out of

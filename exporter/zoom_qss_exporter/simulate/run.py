@@ -1,7 +1,7 @@
 """``zoom-qss-exporter simulate``: sign and POST Zoom-like QSS traffic to a running exporter.
 
 The demo, the end-to-end tests and the benchmarks need realistic load without a Zoom account.
-The events come from :mod:`zoom_qss_exporter.simulate_events`; this module paces, signs and
+The events come from :mod:`zoom_qss_exporter.simulate.events`; this module paces, signs and
 sends them, and reports what the exporter answered.
 """
 
@@ -27,8 +27,8 @@ from pathlib import Path
 
 import httpx
 
-from .signature import sign_headers
-from .simulate_events import Event, Fleet
+from zoom_qss_exporter.ingest.signature import sign_headers
+from zoom_qss_exporter.simulate.events import Event, Fleet
 
 DEFAULT_TARGET = "http://127.0.0.1:9981/webhook"
 TARGET_ENV = "ZOOM_QSS_SIMULATE_TARGET"

@@ -11,10 +11,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import NamedTuple
 
-from . import families as f
-from .events import (
+from zoom_qss_exporter import families as f
+from zoom_qss_exporter.ingest.events import (
     CallQosEvent,
     CallQosSummaryEvent,
     DataItem,
@@ -23,8 +22,8 @@ from .events import (
     QosItem,
     SessionEvent,
 )
-from .mos import mos_estimate
-from .values import (
+from zoom_qss_exporter.ingest.mos import mos_estimate
+from zoom_qss_exporter.ingest.values import (
     InvalidValue,
     ValueParser,
     parse_cpu_pressure,
@@ -37,13 +36,10 @@ from .values import (
     parse_quality,
     parse_resolution,
 )
+from zoom_qss_exporter.samples import Conversion, FleetSample, InfoUpdate, Owner, Sample
 
 Parser = ValueParser[float]
 _fast_new = tuple.__new__  # a NamedTuple without its Python-level __new__ (hot path)
-Owner = tuple[str, str, str]
-"""Whose per-sample series these are: (product, meeting_id, participant_id) or
-("phone", call_id, user_id)."""
-
 QOS_TYPES = frozenset(
     {
         "audio_input",
@@ -80,52 +76,6 @@ class UserNameMode(Enum):
 class ConvertOptions:
     user_name: UserNameMode = UserNameMode.PLAIN
     hash_salt: str = field(default="", repr=False)
-
-
-class Sample(NamedTuple):
-    family: f.Family
-    stream: tuple[str, ...]  # label values but ``stat``: shared by the samples of one item
-    value: float
-    timestamp: float  # Zoom's own time of the value, Unix seconds
-    stat: str = ""  # "min", "avg" or "max" for families with a ``stat`` label
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return (*self.stream, self.stat) if self.stat else self.stream
-
-
-class FleetSample(NamedTuple):
-    """One QoS sample for the fleet histograms and counters, keyed for redelivery checks."""
-
-    stream: tuple[str, ...]  # the sample stream: owner plus QoS type or direction
-    timestamp: float
-    product: str
-    qos_type: str
-    latency: float | None = None
-    jitter: float | None = None
-    loss: float | None = None
-    mos: float | None = None
-    notification: str | None = None
-
-
-class InfoUpdate(NamedTuple):
-    """New metadata of one info series (``family.key`` labels name it)."""
-
-    family: f.Family  # an info family: PARTICIPANT_INFO or PHONE_PARTY_INFO
-    key: tuple[str, ...]  # its first ``family.key`` label values
-    values: dict[str, str]  # the other labels by name ("" or missing: unknown; {}: refresh)
-    timestamp: float
-
-
-@dataclass(slots=True)
-class Conversion:
-    owner: Owner | None = None  # owner of the Lifetime.SAMPLE samples
-    samples: list[Sample] = field(default_factory=list)
-    info: list[InfoUpdate] = field(default_factory=list)
-    departures: list[Owner] = field(default_factory=list)  # ended before the samples
-    ended_calls: list[str] = field(default_factory=list)  # call ids: ended after the samples
-    fleet: list[FleetSample] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # reasons, for items_skipped_total
 
 
 def convert(event: Event, options: ConvertOptions) -> Conversion:

@@ -19,9 +19,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .allocator import release_free_memory
-from .families import Family
-from .store import SeriesStore, counts
+from zoom_qss_exporter.families import Family
+from zoom_qss_exporter.store.allocator import release_free_memory
+from zoom_qss_exporter.store.series import SeriesStore, counts
 
 OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from . import __version__
-from .remote_write import HEADERS
+from zoom_qss_exporter import __version__
+from zoom_qss_exporter.remote.protocol import HEADERS
 
 # Headers the protocol or the auth flags own (Prometheus refuses the same in its config).
 RESERVED_HEADERS = frozenset(

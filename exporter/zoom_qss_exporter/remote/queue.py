@@ -42,7 +42,7 @@ import httpx
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .remote_client import (
+from zoom_qss_exporter.remote.client import (
     UNAVAILABLE,
     RemoteWriteError,
     RemoteWriteOptions,
@@ -51,8 +51,8 @@ from .remote_client import (
     new_client,
     retry_after,
 )
-from .remote_wal import Position, Recovered, WALError, WriteAheadLog
-from .remote_write import Point, encode
+from zoom_qss_exporter.remote.protocol import Point, encode
+from zoom_qss_exporter.remote.wal import Position, Recovered, WALError, WriteAheadLog
 
 log = logging.getLogger("zoom_qss_exporter.remote_write")
 

@@ -9,14 +9,14 @@ writes strings, unknown fields are ignored): the document says what Zoom sends.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic.json_schema import models_json_schema
 
-from . import __version__
-from .config import Settings
-from .events import EVENT_MODELS
-from .health import URL_VALIDATION
+from zoom_qss_exporter import __version__
+from zoom_qss_exporter.ingest.events import EVENT_MODELS
+from zoom_qss_exporter.outcomes import URL_VALIDATION
+from zoom_qss_exporter.web.auth import MetricsAuth
 
 OPENAPI_PATH = "/openapi.json"
 _REF = "#/components/schemas/{model}"
@@ -108,7 +108,16 @@ def _text(description: str, *media_types: str) -> dict[str, Any]:
     }
 
 
-def build_openapi(settings: Settings) -> dict[str, Any]:
+class Routes(NamedTuple):
+    """What the document describes: the configurable paths and the metrics' authentication."""
+
+    webhook_path: str = "/webhook"
+    telemetry_path: str = "/metrics"
+    split: bool = False  # an internal listener serves all but the webhook and this document
+    metrics_auth: MetricsAuth | None = None
+
+
+def build_openapi(settings: Routes) -> dict[str, Any]:
     schemas, known = _event_schemas()
     schemas["Error"] = {
         "type": "object",
@@ -257,7 +266,7 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
     split = (
         " The webhook and this document are served on --web.listen-address; the other paths "
         "only on --web.internal-listen-address."
-        if settings.internal_listen
+        if settings.split
         else ""
     )
     return {
@@ -273,5 +282,5 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
     }
 
 
-def openapi_bytes(settings: Settings) -> bytes:
+def openapi_bytes(settings: Routes) -> bytes:
     return json.dumps(build_openapi(settings), separators=(",", ":")).encode()

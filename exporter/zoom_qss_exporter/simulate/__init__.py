@@ -1,0 +1,1 @@
+"""``zoom-qss-exporter simulate``: realistic signed events of all 14 kinds."""
