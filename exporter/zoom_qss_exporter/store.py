@@ -121,6 +121,10 @@ class SeriesStore:
         """Departure records held (one per departed participant or call party)."""
         return len(self._departed)
 
+    def has_departed(self, owner: Owner) -> bool:
+        """Whether ``owner``'s departure is remembered: its retried samples change nothing."""
+        return owner in self._departed
+
     def families(self) -> Iterator[FamilySeries]:
         yield from self._families.values()
 
@@ -345,6 +349,7 @@ class SeriesStore:
         lines = packed.lines[0]
         if record is not None and sid in lines:
             if update.timestamp <= record[0] and values == record[1]:
+                self._updated[SUMMARY][sid] = now  # its owner is still about
                 return False
             if values != record[1]:
                 lines[sid] = self._info_line(family, sid, values)
