@@ -236,13 +236,8 @@ class WebhookReceiver:
         document = _parse_json(body)
         name = document.get("event")
         label = progress.label = event_label(name)
-        stamp = document.get("event_ts")
-        if (
-            isinstance(stamp, int | float)
-            and not isinstance(stamp, bool)
-            and progress.authenticated
-        ):
-            progress.event_ts = stamp / 1000
+        if progress.authenticated:  # Zoom's time of it, for the status page's clock
+            progress.event_ts = _seconds(document.get("event_ts"))
         if name == URL_VALIDATION:
             if token is None and self.options.secret_tokens:
                 # even with verification off: the answer is an HMAC of the caller's text under
@@ -416,6 +411,15 @@ class WebhookReceiver:
             200,
             _json_body({"plainToken": plain, "encryptedToken": url_validation_token(token, plain)}),
         )
+
+
+def _seconds(milliseconds: object) -> float | None:
+    """Zoom's ``event_ts`` in seconds, when it is a plausible time (any JSON number may come)."""
+    if isinstance(milliseconds, bool) or not isinstance(milliseconds, int | float):
+        return None
+    if not 0 < milliseconds < 1e15:
+        return None
+    return float(milliseconds) / 1000
 
 
 def _json_body(document: dict[str, str]) -> bytes:
