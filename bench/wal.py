@@ -219,8 +219,11 @@ def main() -> int:
     # own, as Zoom's late retries): round r is (rounds + 2 - r) minutes old at generation.
     now = int(time.time())
     base = (now // 60 - rounds - 3) * 60
-    # The log lives on the disk the exporter would use (not a tmpfs): under the repository.
-    work = Path(tempfile.mkdtemp(prefix="bench-wal-", dir=harness.REPO / "bench"))
+    # The log lives on the disk the exporter would use (not a tmpfs): under the repository's
+    # data/ (ignored by git, where the log's default directory is too).
+    data = harness.REPO / "data"
+    data.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="bench-wal-", dir=data))
     try:
         start = time.perf_counter()
         update_file = work / "update.tsv"
