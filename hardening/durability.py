@@ -8,7 +8,7 @@ Zoom's redeliveries, against a real engine on loopback:
 - ``victoria-metrics``: Debian's VictoriaMetrics, without deduplication, so that
   ``/api/v1/export`` shows every sample stored twice.
 
-A simulated account (``zoom_qss_exporter.simulate_events.Fleet``: meetings and phone calls)
+A simulated account (``zoom_qss_exporter.simulate.events.Fleet``: meetings and phone calls)
 sends signed events at a steady rate, one simulated minute every ``--round-seconds``, for
 ``--seconds``. Meanwhile, ``--cycles`` times: the engine stops (SIGTERM) and the backlog grows
 in the exporter's queue and log; the exporter is SIGKILLed; it starts again on the same log;
@@ -58,11 +58,11 @@ import httpx
 
 from bench.harness import Server, exit_on_sigterm, free_port
 from hardening.common import TOKEN, Exporter, verdict
-from zoom_qss_exporter.convert import ConvertOptions, convert
-from zoom_qss_exporter.events import EVENT_MODELS
-from zoom_qss_exporter.remote_write import milliseconds, series_labels
-from zoom_qss_exporter.signature import sign_headers
-from zoom_qss_exporter.simulate_events import Fleet
+from zoom_qss_exporter.ingest.convert import ConvertOptions, convert
+from zoom_qss_exporter.ingest.events import EVENT_MODELS
+from zoom_qss_exporter.ingest.signature import sign_headers
+from zoom_qss_exporter.remote.protocol import milliseconds, series_labels
+from zoom_qss_exporter.simulate.events import Fleet
 
 Event = dict[str, Any]
 Series = frozenset[tuple[str, str]]

@@ -98,7 +98,7 @@ class _Progress:
 
 
 class DeliveryLog(Protocol):
-    """Where each answered request is noted (the status page's :class:`~.status.Deliveries`)."""
+    """Where each answered request is noted (the status page's :class:`~zoom_qss_exporter.web.status.Deliveries`)."""
 
     def record(
         self,

@@ -38,7 +38,7 @@ RESERVED_HEADERS = frozenset(
 
 class ParticipantInfo(Enum):
     """``--remote-write.participant-info``: how ``zoom_participant_info`` is written
-    (:mod:`.remote_sink`, docs/remote-write.md)."""
+    (:mod:`.sink`, docs/remote-write.md)."""
 
     # The default: merged per replica as in the pull mode and refreshed by every event about
     # the participant, as the joins of the dashboards and rules need. Several replicas may

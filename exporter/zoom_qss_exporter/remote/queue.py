@@ -22,7 +22,7 @@ already sent for their series) is sent in a request of its own: a receiver that 
 A refused ``redelivery`` chunk (Zoom sent its samples before, and they were queued then) is
 counted as already present, not as a failure.
 
-With a write-ahead log (:mod:`.remote_wal`), every offer is written to it first and refused
+With a write-ahead log (:mod:`.wal`), every offer is written to it first and refused
 if it cannot be; each batch answered for moves the log's checkpoint on; what a stop leaves
 queued stays in the log, and the next start queues it again.
 """

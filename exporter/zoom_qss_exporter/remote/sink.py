@@ -9,7 +9,7 @@ fleet histograms and counters and the exporter's own metrics are not sent: they 
 cumulative per process and stay on each replica's ``/metrics`` (docs/remote-write.md).
 
 Two pieces of per-replica state, both bounded in time, and both kept in the write-ahead log
-(:mod:`.remote_wal`) so that a restart does not forget them:
+(:mod:`.wal`) so that a restart does not forget them:
 
 - the newest time already queued per sample stream, and which of the 63 minutes before it
   were queued. An item not newer than that (Zoom's redelivery, or its retry of an event
@@ -111,7 +111,7 @@ def point_stream(point: Point) -> StreamKey:
 
 
 class ChunkQueue(Protocol):
-    """Takes all of the chunks or none (:class:`~.remote_queue.RemoteWriteQueue`)."""
+    """Takes all of the chunks or none (:class:`~.queue.RemoteWriteQueue`)."""
 
     def offer(self, chunks: Sequence[Chunk]) -> bool: ...
 
