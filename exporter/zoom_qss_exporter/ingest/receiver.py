@@ -98,7 +98,8 @@ class _Progress:
 
 
 class DeliveryLog(Protocol):
-    """Where each answered request is noted (the status page's :class:`~zoom_qss_exporter.web.status.Deliveries`)."""
+    """Where each answered request is noted: the status page's ``Deliveries`` (web/status.py),
+    which plugs in here rather than being imported (the web layer is above this one)."""
 
     def record(
         self,
