@@ -39,8 +39,8 @@ import yaml
 
 from prometheus_harness import free_port, serving
 from zoom_qss_exporter import __version__
-from zoom_qss_exporter.config import TOKEN_ENV, Settings, add_serve_arguments, load_settings
-from zoom_qss_exporter.flags import env_name
+from zoom_qss_exporter.config import Settings, add_serve_arguments, load_settings
+from zoom_qss_exporter.flags import TOKEN_ENV, env_name
 from zoom_qss_exporter.ingest.convert import ConvertOptions, UserNameMode
 from zoom_qss_exporter.ingest.signature import sign_headers
 from zoom_qss_exporter.remote.client import ParticipantInfo

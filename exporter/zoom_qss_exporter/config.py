@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from zoom_qss_exporter.flags import (
+    TOKEN_ENV,
     ConfigError,
     count,
     env_flag,
@@ -33,8 +34,6 @@ from zoom_qss_exporter.remote.wal import WALOptions
 from zoom_qss_exporter.web.auth import MetricsAuth
 from zoom_qss_exporter.web.openapi import Routes
 from zoom_qss_exporter.web.server import WILDCARD_HOSTS, Listeners
-
-TOKEN_ENV = "ZOOM_WEBHOOK_SECRET_TOKEN"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,15 +191,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
         "How long the newest counted sample time per stream is remembered, so that Zoom's "
         "redeliveries (up to ~85 min late) are not counted twice in the fleet metrics.",
     )
-    flag(
-        "--privacy.user-name",
-        UserNameMode,
-        "plain",
-        "user_name label of zoom_participant_info: plain, hash (salted SHA-256) or off.",
-        choices=list(UserNameMode),
-        metavar="{plain,hash,off}",  # not the members' reprs
-    )
-    flag("--privacy.hash-salt", str, "", "Salt for --privacy.user-name=hash.")
+    add_privacy_arguments(parser, environ)
     flag(
         "--log.level",
         str,
@@ -246,10 +237,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         max_series=getattr(args, "store.max_series"),
         per_participant=getattr(args, "store.per_participant"),
         dedup_window=getattr(args, "store.dedup_window"),
-        convert=ConvertOptions(
-            user_name=getattr(args, "privacy.user_name"),
-            hash_salt=getattr(args, "privacy.hash_salt"),
-        ),
+        convert=convert_options_from_args(args),
         log_level=getattr(args, "log.level"),
         log_format=getattr(args, "log.format"),
         **_web_hardening(args, host, port),
@@ -353,3 +341,22 @@ def archive_from_args(args: argparse.Namespace) -> ArchiveOptions | None:
         max_bytes=getattr(args, "archive.max_bytes"),
         max_files=getattr(args, "archive.max_files"),
     )
+
+
+def add_privacy_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """``--privacy.*``: shared by ``serve`` and ``replay`` (which must label as the exporter
+    that received the events did)."""
+    flag = partial(env_flag, parser, environ)
+    flag(
+        "--privacy.user-name",
+        UserNameMode,
+        "plain",
+        "user_name label of zoom_participant_info: plain, hash (salted SHA-256) or off.",
+        choices=list(UserNameMode),
+        metavar="{plain,hash,off}",  # not the members' reprs
+    )
+    flag("--privacy.hash-salt", str, "", "Salt for --privacy.user-name=hash.")
+
+
+def convert_options_from_args(args: argparse.Namespace) -> ConvertOptions:
+    return ConvertOptions(getattr(args, "privacy.user_name"), getattr(args, "privacy.hash_salt"))

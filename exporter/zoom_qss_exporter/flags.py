@@ -15,6 +15,14 @@ _ORDER = ("d", "h", "m", "s", "ms")  # each unit at most once, largest first (1h
 _SECONDS = re.compile(r"\d+(?:\.\d+)?")  # plain seconds: no sign, exponent, nan or inf
 
 
+TOKEN_ENV = "ZOOM_WEBHOOK_SECRET_TOKEN"  # the Zoom app's secret token(s), comma-separated
+
+
+def first_token(environ: Mapping[str, str]) -> str:
+    """The first token of ``TOKEN_ENV``: what the commands that sign (simulate, replay) use."""
+    return next((t.strip() for t in environ.get(TOKEN_ENV, "").split(",") if t.strip()), "")
+
+
 class ConfigError(Exception):
     """A setting is missing or wrong; the message says how to fix it."""
 

@@ -34,11 +34,11 @@ from pathlib import Path
 import httpx
 from prometheus_client import CollectorRegistry
 
-from zoom_qss_exporter.config import TOKEN_ENV
-from zoom_qss_exporter.flags import ConfigError, env_flag, parse_duration
+from zoom_qss_exporter.config import add_privacy_arguments, convert_options_from_args
+from zoom_qss_exporter.flags import TOKEN_ENV, ConfigError, first_token, parse_duration
 from zoom_qss_exporter.ingest.archive import ArchivedEvent, read_archive
-from zoom_qss_exporter.ingest.convert import ConvertOptions, UserNameMode
-from zoom_qss_exporter.ingest.events import EVENT_MODELS, ValidationError
+from zoom_qss_exporter.ingest.convert import ConvertOptions
+from zoom_qss_exporter.ingest.events import ValidationError, parse_event
 from zoom_qss_exporter.ingest.pipeline import Pipeline, PipelineOptions
 from zoom_qss_exporter.ingest.signature import sign_headers
 from zoom_qss_exporter.outcomes import Outcome
@@ -100,7 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
     )
     parser.add_argument(  # no %(default)s: --help must not show the secret
         "--secret-token",
-        default=next((t.strip() for t in environ.get(TOKEN_ENV, "").split(",") if t.strip()), ""),
+        default=first_token(environ),
         help=f"with --target: secret token to sign with (default: the first of {TOKEN_ENV}; "
         "none: unsigned)",
     )
@@ -120,17 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
         "--target: how long to keep retrying one event the exporter answers 5xx (default 5m)",
     )
     add_remote_write_arguments(parser, environ)
-    env_flag(  # the same labels as the exporter that received the events
-        parser,
-        environ,
-        "--privacy.user-name",
-        UserNameMode,
-        "plain",
-        "user_name label of zoom_participant_info: plain, hash or off.",
-        choices=list(UserNameMode),
-        metavar="{plain,hash,off}",  # not the members' reprs
-    )
-    env_flag(parser, environ, "--privacy.hash-salt", str, "", "Salt for --privacy.user-name=hash.")
+    add_privacy_arguments(parser, environ)  # the labels of the exporter that received them
 
 
 def run(args: argparse.Namespace) -> int:
@@ -150,9 +140,7 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)  # a stop still prints the report
     try:
         if options is not None:
-            convert = ConvertOptions(
-                getattr(args, "privacy.user_name"), getattr(args, "privacy.hash_salt")
-            )
+            convert = convert_options_from_args(args)
             asyncio.run(
                 to_remote_write(events, options, convert, args.drain_timeout, report, deadline)
             )
@@ -211,15 +199,14 @@ async def to_remote_write(
                 report.not_replayed = 1 + sum(1 for _ in remaining)
                 break
             name = archived.event.get("event")
-            model = EVENT_MODELS.get(name) if isinstance(name, str) else None
-            if model is None:
-                report.outcomes["ignored"] += 1
-                continue
             try:
-                event = model.model_validate(archived.event)
+                event = parse_event(archived.event)
             except ValidationError as error:
                 report.outcomes["invalid"] += 1
                 report.problems.append(f"{archived.request_id or name}: {error.errors()[0]['msg']}")
+                continue
+            if event is None:
+                report.outcomes["ignored"] += 1
                 continue
             while (outcome := pipeline.ingest(event, archived.received_at)) is (
                 Outcome.REJECTED_OVERLOAD

@@ -28,7 +28,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from zoom_qss_exporter.ingest.archive import Archive
 from zoom_qss_exporter.ingest.deadlines import DeadlineExceeded, Deadlines
-from zoom_qss_exporter.ingest.events import EVENT_MODELS, ValidationError, describe_validation_error
+from zoom_qss_exporter.ingest.events import ValidationError, describe_validation_error, parse_event
 from zoom_qss_exporter.ingest.pipeline import Pipeline
 from zoom_qss_exporter.ingest.ratelimit import RateLimiter
 from zoom_qss_exporter.ingest.signature import (
@@ -259,8 +259,13 @@ class WebhookReceiver:
             raise Refusal(
                 422, "event: a non-empty string is required", label, Outcome.INVALID_PAYLOAD
             )
-        model = EVENT_MODELS.get(name)
-        if model is None:
+        try:
+            event = parse_event(document)
+        except ValidationError as error:
+            raise Refusal(
+                422, describe_validation_error(error), label, Outcome.INVALID_PAYLOAD
+            ) from None
+        if event is None:
             self.health.count_event(label, Outcome.UNKNOWN_EVENT)
             progress.outcome = Outcome.UNKNOWN_EVENT.value
             log.info(
@@ -269,12 +274,6 @@ class WebhookReceiver:
                 extra={"event": label, "outcome": "unknown_event", "request_id": request_id},
             )
             return label, _IGNORED
-        try:
-            event = model.model_validate(document)
-        except ValidationError as error:
-            raise Refusal(
-                422, describe_validation_error(error), label, Outcome.INVALID_PAYLOAD
-            ) from None
         outcome = self.pipeline.ingest(event, now)
         if outcome is Outcome.REJECTED_OVERLOAD:  # nothing was applied: Zoom delivers it again
             raise Refusal(

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import httpx
 
+from zoom_qss_exporter.flags import TOKEN_ENV, first_token
 from zoom_qss_exporter.ingest.signature import sign_headers
 from zoom_qss_exporter.simulate.events import Event, Fleet
 
 DEFAULT_TARGET = "http://127.0.0.1:9981/webhook"
 TARGET_ENV = "ZOOM_QSS_SIMULATE_TARGET"
-TOKEN_ENV = "ZOOM_WEBHOOK_SECRET_TOKEN"
 REQUEST_TIMEOUT = 10.0  # seconds; Zoom itself gives up after 3
 KEEPALIVE_EXPIRY = 2.0  # seconds an idle connection is kept for reuse
 PROGRESS_EVERY = 5.0  # seconds between progress lines
@@ -279,7 +279,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(  # no %(default)s: --help must not show the secret
         "--secret-token",
-        default=next((t.strip() for t in env.get(TOKEN_ENV, "").split(",") if t.strip()), None),
+        default=first_token(env) or None,
         help=f"secret token to sign with (default: the first entry of {TOKEN_ENV})",
     )
     defaults = {f.name: f.default for f in dataclasses.fields(SimulationConfig)}
