@@ -313,6 +313,10 @@ def test_phone_network_becomes_the_partys_info() -> None:
     odd = run(wrong)
     assert [i.values for i in odd.info] == [{"network": ""}]
     assert odd.skipped == ["invalid_value"]
+    lone = copy.deepcopy(example("phone.call_qos"))
+    lone["payload"]["object"]["call_qos"]["qos"]["details"]["network"] = "Wi\ud800Fi"
+    (party,) = run(lone).info  # details are raw: the label is cleaned as every other one
+    assert party.values == {"network": "Wi\ufffdFi"}
 
 
 def test_a_set_call_end_time_ends_the_call() -> None:

@@ -21,6 +21,7 @@ from zoom_qss_exporter.ingest.events import (
     MeetingEvent,
     QosItem,
     SessionEvent,
+    as_text,
 )
 from zoom_qss_exporter.ingest.mos import mos_estimate
 from zoom_qss_exporter.ingest.values import (
@@ -382,8 +383,8 @@ def _phone_values(details: dict[str, object], out: Conversion) -> dict[str, floa
 def _network(details: dict[str, object], out: Conversion) -> str:
     """``network`` as Zoom sends it ("LAN", "WiFi", "VPN"); "" when absent or unreadable."""
     raw = details.get("network")
-    if isinstance(raw, str):
-        return _cut(raw.strip())
+    if isinstance(raw, str):  # raw from details: lone surrogates go as in every other label
+        return _cut(as_text(raw).strip())
     if raw is not None:
         out.skipped.append("invalid_value")
     return ""

@@ -31,11 +31,13 @@ __all__ = [
     "QosItem",
     "SessionEvent",
     "ValidationError",
+    "as_text",
     "describe_validation_error",
+    "parse_event",
 ]
 
 
-def _text(value: object) -> str:
+def as_text(value: object) -> str:
     """Scalars become text; anything else (objects, lists, null) counts as absent. A lone
     surrogate (no UTF-8 for it: no label or archive line could hold it) becomes U+FFFD; the
     receiver refuses bodies with one, this covers every other way in (replay, tests)."""
@@ -57,12 +59,12 @@ def _item(value: object) -> object:
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
-Text = Annotated[str, BeforeValidator(_text)]
+Text = Annotated[str, BeforeValidator(as_text)]
 # Unix milliseconds; bounded so that no arithmetic on it can overflow a float (year < 33658)
 EventTime = Annotated[int, Field(ge=0, lt=10**15)]
 # A label value that keys series: too long is refused, not cut, so two keys never become one.
-Key = Annotated[str, BeforeValidator(_text), Field(max_length=MAX_LABEL_VALUE)]
-Id = Annotated[str, BeforeValidator(_text), Field(min_length=1, max_length=MAX_LABEL_VALUE)]
+Key = Annotated[str, BeforeValidator(as_text), Field(max_length=MAX_LABEL_VALUE)]
+Id = Annotated[str, BeforeValidator(as_text), Field(min_length=1, max_length=MAX_LABEL_VALUE)]
 
 
 class _Model(BaseModel):
