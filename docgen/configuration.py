@@ -56,8 +56,8 @@ def _env(text: str) -> str:
     return code(name.strip()) + ("," + rest if rest else "")
 
 
-def _row(action: argparse.Action) -> list[str]:
-    help_text = (action.help or "") % {"default": action.default}
+def _row(action: argparse.Action, prog: str) -> list[str]:
+    help_text = (action.help or "") % dict(vars(action), prog=prog)  # as argparse does
     for pattern in (_ENV_FLAG, _ENV_DEFAULT, _DEFAULT):
         match = pattern.fullmatch(help_text)
         if match:
@@ -70,9 +70,10 @@ def _row(action: argparse.Action) -> list[str]:
 
 
 def flags_table(command: str) -> str:
+    parser = _parser(command)
     rows = [
-        _row(action)
-        for action in _parser(command)._actions
+        _row(action, parser.prog)
+        for action in parser._actions
         if not isinstance(action, argparse._HelpAction)
     ]
     return table(["flag", "environment", "default", "help"], rows)
