@@ -34,7 +34,7 @@ _SHARE_RESOLUTIONS = ("1440*900", "1920*1080", "2560*1440")
 _PRESSURE = ("normal", "fair", "serious", "critical")
 _QUALITY = ((3.5, "good"), (3.0, "fair"), (2.0, "poor"), (float("-inf"), "bad"))
 
-# Series one participant makes with the items above, per the README's metrics reference:
+# Series one participant makes with the items above, per the metrics reference (docs/metrics.md):
 # audio: bitrate, latency, jitter, avg/max loss, quality, quality score, sample time, MOS;
 # video: the same but MOS, plus frame rate, width, height; screen share: no quality either;
 # cpu: zoom min/avg/max, system max, pressure min/avg/max, sample time; one info series.

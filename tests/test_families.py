@@ -1,4 +1,4 @@
-"""The metric contract as code: names follow the rules and the README documents every one."""
+"""The metric contract as code: names follow the rules and docs/metrics.md documents every one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from test_exposition import FLEET_AND_HEALTH
 from zoom_qss_exporter.families import ALL_FAMILIES, Lifetime
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+REFERENCE = (Path(__file__).resolve().parents[1] / "docs" / "metrics.md").read_text()
 
 
 def test_names_follow_prometheus_rules() -> None:
@@ -35,6 +35,6 @@ def test_lifetimes() -> None:
     assert by_name["zoom_participant_info"] is Lifetime.SUMMARY
 
 
-def test_readme_documents_every_metric() -> None:
+def test_reference_documents_every_metric() -> None:
     for name in [f.name for f in ALL_FAMILIES] + list(FLEET_AND_HEALTH):
-        assert f"`{name}`" in README, name
+        assert f"`{name}`" in REFERENCE, name

@@ -1028,10 +1028,10 @@ def test_dashboard_config_maps_are_exactly_dashboards_dir(
         json.loads(content)
 
 
-def test_readme_example_is_a_tested_values_file() -> None:
+def test_kubernetes_doc_example_is_a_tested_values_file() -> None:
     example = (CHART / "ci" / "kube-prometheus-stack-values.yaml").read_text()
     indented = "".join(f"   {line}" if line.strip() else line for line in example.splitlines(True))
-    assert f"   ```yaml\n{indented}   ```\n" in (ROOT / "README.md").read_text()
+    assert f"   ```yaml\n{indented}   ```\n" in (ROOT / "docs" / "kubernetes.md").read_text()
 
 
 def test_nothing_monitoring_related_by_default(rendered: dict[str, list[Manifest]]) -> None:

@@ -1,7 +1,8 @@
 """The metric contract: every per-participant and per-call family, its labels and lifetime.
 
 This is the one place names and labels are spelled; conversion, the store, the exposition and
-the metrics reference in the README all refer to these objects.
+the metrics reference (docs/metrics.md, written by ``python -m docgen``) all refer to these
+objects.
 """
 
 from __future__ import annotations
