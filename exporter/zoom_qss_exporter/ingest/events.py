@@ -26,6 +26,7 @@ __all__ = [
     "CallQosEvent",
     "CallQosSummaryEvent",
     "DataItem",
+    "Event",
     "MeetingEvent",
     "QosItem",
     "SessionEvent",
