@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from zoom_qss_exporter.families import ALL_FAMILIES, INFO_FAMILIES, Family, Lifetime
 from zoom_qss_exporter.samples import Conversion, InfoUpdate, Owner
-from zoom_qss_exporter.store.textformat import FORMATTED, format_value, insert_label, label_text
+from zoom_qss_exporter.store.textformat import FORMATTED, format_value, label_text
 
 Labels = tuple[str, ...]
 _STAT_INDEX = {"": 0, "min": 1, "avg": 2, "max": 3}
@@ -248,11 +248,13 @@ class SeriesStore:
             self._release_if_empty(sid)
 
     def _prefix(self, packed: FamilySeries, sid: int, stat: str) -> bytes:
-        """``{labels} `` of a new series: its stream's labels, and ``stat`` in sorted place."""
-        text = self._text[sid]
-        if stat:
-            text = insert_label(text, _stream_names(packed.family), "stat", stat)
-        return b"{" + text + b"} "
+        """``{labels} `` of a new series: its stream's labels, rendered once per stream; with
+        ``stat``, rendered from the label values (never by editing rendered text)."""
+        if not stat:
+            return b"{" + self._text[sid] + b"} "
+        stream = self._labels[sid]
+        assert stream is not None
+        return b"{" + label_text(packed.family.labels, (*stream, stat)) + b"} "
 
     def _new_stream(self, labels: Labels, packed: FamilySeries, stamp: float, now: float) -> int:
         text = label_text(_stream_names(packed.family), labels)
