@@ -595,3 +595,21 @@ def test_poor_call_parties_by_network(tmp_path: Path) -> None:
         ]
     }
     promtool_test(tmp_path / "network.yaml", unit_test)
+
+
+def test_panel_helpers_pass_the_callers_options_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller's ``options`` reach the panel over the helper's own (piechart and heatmap once
+    dropped them without a word), and the helper's others stay."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from mixin import grafana
+
+    mine = {"legend": {"show": False}}
+    panels = {
+        "pieType": grafana.piechart("t", "d", [], "short", options=mine),
+        "calculate": grafana.heatmap("t", "d", "m", "s", options=mine),
+        "colorMode": grafana.stat("t", "d", [], "short", options=mine),
+        "displayMode": grafana.bargauge("t", "d", [], "short", options=mine),
+    }
+    for kept, panel in panels.items():
+        options = panel.to_json(1, 0, 0)["options"]
+        assert options["legend"] == {"show": False} and kept in options, panel.kind
