@@ -18,31 +18,13 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from conftest import LiveExporter, example, ongoing_call
+from conftest import FLEET_AND_HEALTH, LiveExporter, example, ongoing_call
 from zoom_qss_exporter import families as f
 from zoom_qss_exporter.families import ALL_FAMILIES
 from zoom_qss_exporter.samples import Conversion, InfoUpdate, Sample
 from zoom_qss_exporter.store.exposition import MetricsEndpoint, render_store
 from zoom_qss_exporter.store.series import SeriesStore, StoreLimits
 from zoom_qss_exporter.store.textformat import label_text
-
-FLEET_AND_HEALTH = (
-    "zoom_qos_fleet_latency_seconds",
-    "zoom_qos_fleet_jitter_seconds",
-    "zoom_qos_fleet_packet_loss_ratio",
-    "zoom_phone_fleet_mos",
-    "zoom_qos_samples_total",
-    "zoom_network_notifications_total",
-    "zoom_qss_exporter_events_total",
-    "zoom_qss_exporter_items_skipped_total",
-    "zoom_qss_exporter_series",
-    "zoom_qss_exporter_series_expired_total",
-    "zoom_qss_exporter_series_dropped_total",
-    "zoom_qss_exporter_dedup_entries",
-    "zoom_qss_exporter_last_event_timestamp_seconds",
-    "zoom_qss_exporter_event_processing_seconds",
-    "zoom_qss_exporter_build_info",
-)
 
 EVERY_DETAIL = {
     "bitrate": "800 kbps",
