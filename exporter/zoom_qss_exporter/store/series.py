@@ -104,6 +104,9 @@ class SeriesStore:
         self._departed: dict[Owner, float] = {}  # owner -> when the tombstone may go
         self._ended: dict[str, float] = {}  # ended call id -> when the tombstone may go
         self._info: dict[int, tuple[float, Labels]] = {}  # info stream -> (time, its values)
+        # the stat prefixes of the stream whose series were made last: (its label values,
+        # the family's label names, prefix by stat); identity, not equality, is checked
+        self._stat_prefixes: tuple[Labels | None, Labels, dict[str, bytes]] = (None, (), {})
         self._info_bits = sum(1 << self._families[family].bit for family in INFO_FAMILIES)
         self._live = 0
         self.expired_total = 0
@@ -249,12 +252,20 @@ class SeriesStore:
 
     def _prefix(self, packed: FamilySeries, sid: int, stat: str) -> bytes:
         """``{labels} `` of a new series: its stream's labels, rendered once per stream; with
-        ``stat``, rendered from the label values (never by editing rendered text)."""
+        ``stat``, rendered from the label values (never by editing rendered text), once per
+        stream and stat while one stream's series are made (its families share them)."""
         if not stat:
             return b"{" + self._text[sid] + b"} "
-        stream = self._labels[sid]
+        stream, names = self._labels[sid], packed.family.labels
         assert stream is not None
-        return b"{" + label_text(packed.family.labels, (*stream, stat)) + b"} "
+        last_stream, last_names, prefixes = self._stat_prefixes
+        if stream is not last_stream or names is not last_names:
+            prefixes = {}
+            self._stat_prefixes = (stream, names, prefixes)
+        prefix = prefixes.get(stat)
+        if prefix is None:
+            prefix = prefixes[stat] = b"{" + label_text(names, (*stream, stat)) + b"} "
+        return prefix
 
     def _new_stream(self, labels: Labels, packed: FamilySeries, stamp: float, now: float) -> int:
         text = label_text(_stream_names(packed.family), labels)
