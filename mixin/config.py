@@ -11,7 +11,6 @@ from typing import Any
 import yaml
 
 THRESHOLDS = Path(__file__).resolve().parent / "thresholds.yaml"
-SEVERITIES = ("info", "warning")  # of participant figures, least to most severe
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 

@@ -8,7 +8,7 @@ ratios, ``bps`` for bits per second (queries multiply the exporter's bytes per s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 Json = dict[str, Any]
 
@@ -105,18 +105,41 @@ class Panel:
         return panel
 
 
+class PanelOptions(TypedDict, total=False):
+    """What a caller may set of a :class:`Panel` beside its kind, title, description, queries
+    and unit (and a table's transformations, made from its columns). A helper's defaults give
+    way to what the caller sets; ``options`` that a helper builds itself (stat, bargauge,
+    piechart, heatmap) are merged with the caller's, the caller's winning."""
+
+    width: int
+    height: int
+    thresholds: Json | None
+    draw_thresholds: bool
+    minimum: float | None
+    maximum: float | None
+    mappings: list[Json]
+    links: list[Json]
+    overrides: list[Json]
+    options: Json
+    custom: Json
+
+
 @dataclass
 class Row:
     title: str
 
 
-def timeseries(title: str, description: str, targets: list[Json], unit: str, **kw: Any) -> Panel:
+def timeseries(
+    title: str, description: str, targets: list[Json], unit: str, **kw: Unpack[PanelOptions]
+) -> Panel:
     kw.setdefault("options", {"tooltip": {"mode": "multi", "sort": "desc"}, "legend": _legend()})
     kw.setdefault("custom", {"fillOpacity": 5, "lineWidth": 1, "spanNulls": False})
     return Panel("timeseries", title, description, targets, unit, **kw)
 
 
-def stat(title: str, description: str, targets: list[Json], unit: str, **kw: Any) -> Panel:
+def stat(
+    title: str, description: str, targets: list[Json], unit: str, **kw: Unpack[PanelOptions]
+) -> Panel:
     kw.setdefault("width", 6)
     kw.setdefault("height", 4)
     kw.setdefault("options", {})
@@ -132,7 +155,9 @@ def stat(title: str, description: str, targets: list[Json], unit: str, **kw: Any
     return Panel("stat", title, description, targets, unit, **kw)
 
 
-def bargauge(title: str, description: str, targets: list[Json], unit: str, **kw: Any) -> Panel:
+def bargauge(
+    title: str, description: str, targets: list[Json], unit: str, **kw: Unpack[PanelOptions]
+) -> Panel:
     kw.setdefault("width", 6)
     kw["options"] = {
         "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
@@ -144,17 +169,22 @@ def bargauge(title: str, description: str, targets: list[Json], unit: str, **kw:
     return Panel("bargauge", title, description, targets, unit, **kw)
 
 
-def piechart(title: str, description: str, targets: list[Json], unit: str, **kw: Any) -> Panel:
+def piechart(
+    title: str, description: str, targets: list[Json], unit: str, **kw: Unpack[PanelOptions]
+) -> Panel:
     kw.setdefault("width", 6)
     kw["options"] = {
         "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
         "pieType": "donut",
         "legend": {"displayMode": "table", "placement": "right", "values": ["value"]},
+        **kw.get("options", {}),
     }
     return Panel("piechart", title, description, targets, unit, **kw)
 
 
-def heatmap(title: str, description: str, expr: str, y_unit: str, **kw: Any) -> Panel:
+def heatmap(
+    title: str, description: str, expr: str, y_unit: str, **kw: Unpack[PanelOptions]
+) -> Panel:
     """A heatmap of a Prometheus histogram's per-bucket rate (samples per second)."""
     kw["options"] = {
         "calculate": False,
@@ -166,6 +196,7 @@ def heatmap(title: str, description: str, expr: str, y_unit: str, **kw: Any) -> 
         "legend": {"show": True},
         "cellValues": {"unit": "cps"},
         "filterValues": {"le": 1e-9},
+        **kw.get("options", {}),
     }
     return Panel("heatmap", title, description, [target(expr, "{{le}}", heatmap=True)], "cps", **kw)
 
@@ -178,7 +209,7 @@ def table(
     *,
     columns: list[str],
     renames: dict[str, str] | None = None,
-    **kw: Any,
+    **kw: Unpack[PanelOptions],
 ) -> Panel:
     """Instant queries merged into one table, showing ``columns`` in that order.
 
@@ -196,12 +227,12 @@ def table(
         "indexByName": {name: index for index, name in enumerate(columns)},
         "renameByName": renames,
     }
-    kw["transformations"] = [
+    transformations = [
         {"id": "merge", "options": {}},
         {"id": "filterFieldsByName", "options": {"include": {"names": columns}}},
         {"id": "organize", "options": organize},
     ]
-    return Panel("table", title, description, targets, unit, **kw)
+    return Panel("table", title, description, targets, unit, **kw, transformations=transformations)
 
 
 def column_units(units: dict[str, str]) -> list[Json]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import socket
 import threading
@@ -19,13 +20,34 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from zoom_qss_exporter.app import Exporter, create_app
 from zoom_qss_exporter.config import Settings
+from zoom_qss_exporter.ingest.archive import ArchiveOptions
 from zoom_qss_exporter.ingest.signature import sign_headers
+from zoom_qss_exporter.remote.client import RemoteWriteOptions
 from zoom_qss_exporter.web.transport import CoalescingHttpToolsProtocol
 
 # Zoom's published example payloads, one per event, as Zoom's QSS documentation prints them.
 EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "zoom-examples"
 TOKEN = "test-secret-token"
 START = 1_700_000_000.0
+
+# The families of /metrics that families.py does not define: fleet metrics and the exporter's own.
+FLEET_AND_HEALTH = (
+    "zoom_qos_fleet_latency_seconds",
+    "zoom_qos_fleet_jitter_seconds",
+    "zoom_qos_fleet_packet_loss_ratio",
+    "zoom_phone_fleet_mos",
+    "zoom_qos_samples_total",
+    "zoom_network_notifications_total",
+    "zoom_qss_exporter_events_total",
+    "zoom_qss_exporter_items_skipped_total",
+    "zoom_qss_exporter_series",
+    "zoom_qss_exporter_series_expired_total",
+    "zoom_qss_exporter_series_dropped_total",
+    "zoom_qss_exporter_dedup_entries",
+    "zoom_qss_exporter_last_event_timestamp_seconds",
+    "zoom_qss_exporter_event_processing_seconds",
+    "zoom_qss_exporter_build_info",
+)
 
 
 def example(name: str) -> dict[str, Any]:
@@ -177,3 +199,39 @@ def live_factory() -> Iterator[LiveFactory]:
 @pytest.fixture
 def live(live_factory: LiveFactory) -> LiveExporter:
     return live_factory()
+
+
+# --- an archive -----------------------------------------------------------------------------
+
+
+def qos(participant: str, minute: int) -> dict[str, Any]:
+    """Zoom's example participant_qos event, of ``participant`` at 22:``minute`` on 2023-11-14."""
+    document = copy.deepcopy(example("meeting.participant_qos"))
+    document["payload"]["object"]["participant"]["user_id"] = participant
+    for item in document["payload"]["object"]["participant"]["qos"]:
+        item["date_time"] = f"2023-11-14T22:{minute:02d}:00Z"
+    return document
+
+
+def files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("events-*.jsonl"))
+
+
+def archive_of_a_meeting(
+    tmp_path: Path, live_factory: LiveFactory, remote: str
+) -> tuple[Path, LiveExporter]:
+    """Events of three participants over three minutes, a data event and a summary, through
+    an exporter that archives them and writes them to ``remote``."""
+    live = live_factory(
+        archive=ArchiveOptions(str(tmp_path / "archive")),
+        remote_write=RemoteWriteOptions(remote, flush_interval=0.05),
+    )
+    data = copy.deepcopy(example("meeting.participant_data"))
+    for minute in (10, 11, 12):
+        for participant in ("a", "b", "c"):
+            assert live.post(qos(participant, minute)).status_code == 200
+    data["payload"]["object"]["participant"]["participant_id"] = "a"
+    assert live.post(data).status_code == 200
+    summary = example("meeting.participant_qos_summary")
+    assert live.post(summary).status_code == 200
+    return tmp_path / "archive", live

@@ -115,3 +115,22 @@ def test_no_import_cycles() -> None:
     for module in sorted(graph):
         if state.get(module) is None:
             visit(module, [module])
+
+
+def test_no_test_module_imports_another() -> None:
+    """Tests share helpers through conftest.py and the helper modules beside them
+    (``*_harness.py``, ``remote_receiver.py``), never by importing another test module: that
+    would tie the two together and run the other's module-level setup."""
+    wrong = []
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0].startswith("test_"):
+                    wrong.append(f"{path.name}:{node.lineno}: imports {name}")
+    assert not wrong, "\n".join(wrong)

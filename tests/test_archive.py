@@ -3,7 +3,6 @@ write with the original timestamps, and to a fresh exporter)."""
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import stat
@@ -15,7 +14,17 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import TOKEN, LiveExporter, LiveFactory, SeriesKey, example, key, series_of
+from conftest import (
+    TOKEN,
+    LiveExporter,
+    LiveFactory,
+    SeriesKey,
+    archive_of_a_meeting,
+    files,
+    key,
+    qos,
+    series_of,
+)
 from prometheus_harness import wait_for
 from remote_receiver import FakeReceiver, fake_receiver
 from zoom_qss_exporter.cli import main
@@ -30,18 +39,6 @@ NOW = 1_700_000_000.0
 def receiver() -> Iterator[FakeReceiver]:
     with fake_receiver() as fake:
         yield fake
-
-
-def qos(participant: str, minute: int) -> dict[str, Any]:
-    document = copy.deepcopy(example("meeting.participant_qos"))
-    document["payload"]["object"]["participant"]["user_id"] = participant
-    for item in document["payload"]["object"]["participant"]["qos"]:
-        item["date_time"] = f"2023-11-14T22:{minute:02d}:00Z"
-    return document
-
-
-def files(directory: Path) -> list[Path]:
-    return sorted(directory.glob("events-*.jsonl"))
 
 
 def test_one_line_per_event_with_the_body_verbatim(tmp_path: Path) -> None:
@@ -223,33 +220,13 @@ def test_the_webhook_archives_what_it_accepts_and_nothing_else(
     assert metrics[key("zoom_qss_exporter_archive_errors_total")] == 0
 
 
-def _archive_of_a_meeting(
-    tmp_path: Path, live_factory: LiveFactory, remote: str
-) -> tuple[Path, LiveExporter]:
-    """Events of three participants over three minutes, a data event and a summary, through
-    an exporter that archives them and writes them to ``remote``."""
-    live = live_factory(
-        archive=ArchiveOptions(str(tmp_path / "archive")),
-        remote_write=RemoteWriteOptions(remote, flush_interval=0.05),
-    )
-    data = copy.deepcopy(example("meeting.participant_data"))
-    for minute in (10, 11, 12):
-        for participant in ("a", "b", "c"):
-            assert live.post(qos(participant, minute)).status_code == 200
-    data["payload"]["object"]["participant"]["participant_id"] = "a"
-    assert live.post(data).status_code == 200
-    summary = example("meeting.participant_qos_summary")
-    assert live.post(summary).status_code == 200
-    return tmp_path / "archive", live
-
-
 def test_replay_to_remote_write_sends_what_was_sent_first(
     tmp_path: Path,
     receiver: FakeReceiver,
     live_factory: LiveFactory,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    directory, live = _archive_of_a_meeting(tmp_path, live_factory, receiver.url)
+    directory, live = archive_of_a_meeting(tmp_path, live_factory, receiver.url)
     queue = live.exporter.remote_write
     assert queue is not None
     wait_for("the first delivery", lambda: queue.queued == 0 or None)
@@ -272,7 +249,7 @@ def test_replay_reports_refusals_and_exits_1(
     live_factory: LiveFactory,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    directory, _ = _archive_of_a_meeting(tmp_path, live_factory, receiver.url)
+    directory, _ = archive_of_a_meeting(tmp_path, live_factory, receiver.url)
     with fake_receiver() as backfill:
         backfill.answer(400, text="out of bounds")
         argv = ["replay", f"--remote-write.url={backfill.url}"]
@@ -287,7 +264,7 @@ def test_replay_to_a_fresh_exporter_gives_the_same_metrics(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    directory, original = _archive_of_a_meeting(tmp_path, live_factory, receiver.url)
+    directory, original = archive_of_a_meeting(tmp_path, live_factory, receiver.url)
     fresh = live_factory()
     fresh.clock.now = time.time()  # replay signs with the real time
     monkeypatch.setenv("ZOOM_WEBHOOK_SECRET_TOKEN", f"{TOKEN},another")

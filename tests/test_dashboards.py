@@ -7,16 +7,28 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from test_rules import ONE_INFO, known_metrics, metric_names, promtool
+from mixin_harness import (
+    DASHBOARDS,
+    ONE_INFO,
+    QUERY_RESULT,
+    default_values,
+    grafana_options,
+    known_metrics,
+    load,
+    metric_names,
+    panels,
+    promtool,
+    queries,
+    substitute,
+    variables,
+)
 
-DASHBOARDS = sorted((Path(__file__).resolve().parents[1] / "dashboards").glob("*.json"))
 PREFIX, TAG = "Zoom QSS / ", "zoom-qss"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 PANEL_TYPES = {"timeseries", "stat", "table", "heatmap", "bargauge", "piechart"}
@@ -35,57 +47,6 @@ UNITS = {  # Grafana unit ids used here; bytes/s are shown as bits/s (queries mu
 }
 BUILTINS = {"__rate_interval", "__interval", "__range", "__url_time_range", "__data"}
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
-_LABEL_VALUES = re.compile(r"^label_values\((?:(.*),\s*)?([a-z_]+)\)$", re.S)
-_QUERY_RESULT = re.compile(r"^query_result\((.*)\)$", re.S)
-
-
-def load(path: Path) -> dict[str, Any]:
-    board: dict[str, Any] = json.loads(path.read_text())
-    return board
-
-
-def panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for panel in board["panels"]:
-        if panel["type"] != "row":
-            yield panel
-
-
-def variables(board: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {var["name"]: var for var in board["templating"]["list"]}
-
-
-def substitute(text: str, values: dict[str, str]) -> str:
-    """Grafana's interpolation of ``$name`` / ``${name}``, for the values given."""
-    builtins = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
-    merged = {**builtins, **values}
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: merged[m.group(1) or m.group(2)], text)
-
-
-def default_values(board: dict[str, Any]) -> dict[str, str]:
-    """Every variable as "All" (multi) or a placeholder value."""
-    return {
-        name: ".+" if var.get("multi") else "placeholder"
-        for name, var in variables(board).items()
-        if name != "datasource"
-    }
-
-
-def queries(board: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """(where, PromQL) of every panel target and every query variable, variables unresolved."""
-    for panel in panels(board):
-        for target in panel["targets"]:
-            yield f"{board['uid']}: {panel['title']} {target['refId']}", target["expr"]
-    for var in variables(board).values():
-        if var["type"] == "query" and (result := _QUERY_RESULT.match(var["query"])):
-            yield f"{board['uid']}: variable {var['name']}", result.group(1)
-        elif var["type"] == "query":
-            match = _LABEL_VALUES.match(var["query"])
-            assert match, var["query"]
-            selector = match.group(1) or "{__name__=~'.+'}"
-            yield (
-                f"{board['uid']}: variable {var['name']}",
-                (f"group by ({match.group(2)}) ({selector})"),
-            )
 
 
 @pytest.fixture(params=DASHBOARDS, ids=lambda p: p.name)
@@ -368,20 +329,6 @@ def test_drilldown_is_product_meeting_participant() -> None:
     )
 
 
-def grafana_options(regex: str, results: list[dict[str, str]]) -> list[tuple[str, str]]:
-    """(text, value) of a query_result variable's options, as Grafana makes them: each result
-    rendered as ``{label="value",...} 1 <ms>``, then matched by the variable's regex (a
-    JavaScript ``/.../`` with named groups, which Python spells ``(?P<name>...)``)."""
-    pattern = re.compile(regex.strip("/").replace("(?<", "(?P<"))
-    options = []
-    for labels in results:
-        line = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "} 1 1700000000000"
-        match = pattern.search(line)
-        assert match, line
-        options.append((match.group("text"), match.group("value")))
-    return options
-
-
 def test_meeting_picker_shows_number_or_name_and_selects_the_uuid() -> None:
     board = load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-meeting"))
     picker = variables(board)["meeting"]
@@ -470,7 +417,7 @@ def test_the_meeting_picker_gives_one_option_per_instance(tmp_path: Path) -> Non
     twice, and one not at all: its events carried none), m2 named none; a session has its name.
     One option each, with the number or name when any participant gave it."""
     board = load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-meeting"))
-    query = _QUERY_RESULT.match(variables(board)["meeting"]["query"])
+    query = QUERY_RESULT.match(variables(board)["meeting"]["query"])
     assert query
     info = [
         'product="meeting", meeting_id="m1", participant_id="p1", meeting_number="123"',
@@ -595,3 +542,21 @@ def test_poor_call_parties_by_network(tmp_path: Path) -> None:
         ]
     }
     promtool_test(tmp_path / "network.yaml", unit_test)
+
+
+def test_panel_helpers_pass_the_callers_options_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller's ``options`` reach the panel over the helper's own (piechart and heatmap once
+    dropped them without a word), and the helper's others stay."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    from mixin import grafana
+
+    mine = {"legend": {"show": False}}
+    panels = {
+        "pieType": grafana.piechart("t", "d", [], "short", options=mine),
+        "calculate": grafana.heatmap("t", "d", "m", "s", options=mine),
+        "colorMode": grafana.stat("t", "d", [], "short", options=mine),
+        "displayMode": grafana.bargauge("t", "d", [], "short", options=mine),
+    }
+    for kept, panel in panels.items():
+        options = panel.to_json(1, 0, 0)["options"]
+        assert options["legend"] == {"show": False} and kept in options, panel.kind

@@ -33,7 +33,7 @@ import httpx
 import pytest
 
 from prometheus_harness import free_port, wait_for
-from test_e2e_remote_write import (
+from remote_harness import (
     FAST,
     TOKEN,
     Event,

@@ -20,18 +20,20 @@ import httpx
 import pytest
 
 from conftest import example
-from prometheus_harness import JOB, api, exporter, prometheus, query, wait_for
-from test_dashboards import (
-    _QUERY_RESULT,
+from mixin_harness import (
+    ALERT_FILE,
     DASHBOARDS,
+    QUERY_RESULT,
+    RECORDING_FILE,
     default_values,
     grafana_options,
     load,
     queries,
+    recorded_names,
     substitute,
     variables,
 )
-from test_rules import ALERT_FILE, RECORDING_FILE, recorded_names
+from prometheus_harness import JOB, api, exporter, prometheus, query, wait_for
 from zoom_qss_exporter.ingest.signature import sign_headers
 from zoom_qss_exporter.simulate.run import SimulationConfig, simulate
 
@@ -251,7 +253,7 @@ def test_the_meeting_picker_finds_each_instance_by_number_or_name(run: Run) -> N
     makes them: each instance once, shown by the number or name people know it by where an
     event gave one, selecting its uuid."""
     picker = variables(load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-meeting")))
-    match = _QUERY_RESULT.match(picker["meeting"]["query"])
+    match = QUERY_RESULT.match(picker["meeting"]["query"])
     assert match
     for instance in run.manifest["instances"]:
         product, uuid = instance["product"], instance["meeting_id"]

@@ -21,7 +21,6 @@ import contextlib
 import functools
 import json
 import os
-import shutil
 import sys
 import threading
 import time
@@ -34,56 +33,29 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import parse_metrics
-from prometheus_harness import api, free_port, serving, wait_for
-from zoom_qss_exporter.ingest.convert import ConvertOptions, convert
-from zoom_qss_exporter.ingest.events import EVENT_MODELS
+from prometheus_harness import free_port, serving, wait_for
+from remote_harness import (
+    FAST,
+    TOKEN,
+    Event,
+    Samples,
+    Series,
+    drained,
+    exporter_metrics,
+    merge,
+    metric,
+    receiver,
+    rounds,
+    samples_of,
+    stored,
+)
 from zoom_qss_exporter.ingest.signature import sign_headers
-from zoom_qss_exporter.remote.protocol import milliseconds, series_labels
-from zoom_qss_exporter.simulate.events import Fleet
-
-TOKEN = "e2e-remote-write-token"
-FAST = [
-    "--web.metrics-cache=0s",  # each look at the queue sees it now
-    "--remote-write.flush-interval=100ms",
-    "--remote-write.min-backoff=50ms",
-    "--remote-write.max-backoff=300ms",
-]
-Series = frozenset[tuple[str, str]]
-Samples = dict[Series, dict[int, float]]
-Event = dict[str, Any]
 
 # idle connections closed by the client before uvicorn's 5 s keep-alive timeout can race a reuse
 _SHORT_KEEPALIVE = httpx.Limits(keepalive_expiry=2.0)
 
 
 # --- processes ---------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def receiver(
-    directory: Path, port: int | None = None, ooo_window: str = ""
-) -> Iterator[tuple[str, int]]:
-    """Prometheus as a remote-write receiver (no scraping); yields its URL and port. An
-    out-of-order window lets it take samples older than its newest, as several replicas or
-    Zoom's late retries need (docs/remote-write.md)."""
-    binary = shutil.which("prometheus")
-    assert binary, "prometheus missing: run scripts/setup (installs Debian's prometheus)"
-    port = port or free_port()
-    config = directory / "prometheus.yml"
-    storage = (
-        f"storage:\n  tsdb:\n    out_of_order_time_window: {ooo_window}\n" if ooo_window else ""
-    )
-    config.write_text("global:\n  scrape_interval: 1m\n" + storage)
-    argv = [
-        binary,
-        f"--config.file={config}",
-        f"--storage.tsdb.path={directory / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--web.enable-remote-write-receiver",
-    ]
-    with serving("Prometheus", argv, port, directory / "prometheus.log", cwd=directory) as url:
-        yield url, port
 
 
 @contextlib.contextmanager
@@ -157,68 +129,12 @@ def post(url: str, event: Event) -> httpx.Response:
     return _CLIENT.post(url + "/webhook", content=body, headers=headers)
 
 
-def rounds(seed: int, count: int, start: float, **fleet: Any) -> list[list[Event]]:
-    """``count`` rounds of a simulated account, a minute apart from ``start``: the join data
-    events, then everyone's QoS (and the summaries and data of who leaves or joins)."""
-    simulated = Fleet(seed, **fleet)
-    out = [simulated.join_events(start)]
-    turns = simulated.turns()
-    for n in range(count):
-        events: list[Event] = []
-        following = []
-        for turn in turns:
-            produced, after = simulated.step(turn, start + 60 * (n + 1))
-            events += produced
-            following += after
-        turns = following
-        out.append(events)
-    return out
-
-
-def samples_of(event: Event) -> Samples:
-    """The gauge samples the exporter converts ``event`` into (labels as stored, empty ones
-    left out), by series and millisecond. Info is checked on its own: it is merged."""
-    parsed = EVENT_MODELS[event["event"]].model_validate(event)
-    out: Samples = {}
-    for sample in convert(parsed, ConvertOptions()).samples:
-        series = frozenset(series_labels(sample.family, sample.labels))
-        out.setdefault(series, {})[milliseconds(sample.timestamp)] = sample.value
-    return out
-
-
-def merge(into: Samples, more: Samples) -> Samples:
-    for series, points in more.items():
-        into.setdefault(series, {}).update(points)
-    return into
-
-
-def stored(prometheus: str, selector: str = '{__name__=~"zoom_.+"}') -> Samples:
-    """Every sample of the last three hours, as Prometheus has them."""
-    data = api(prometheus, "query", query=f"{selector}[3h]", time=str(time.time() + 60))
-    return {
-        frozenset(r["metric"].items()): {round(float(t) * 1000): float(v) for t, v in r["values"]}
-        for r in data["result"]
-    }
-
-
 INFO_NAMES = {("__name__", "zoom_participant_info"), ("__name__", "zoom_phone_party_info")}
 
 
 def without_info(samples: Samples) -> Samples:
     """All but the info series (participants' and call parties'), which are checked apart."""
     return {s: p for s, p in samples.items() if not INFO_NAMES & s}
-
-
-def exporter_metrics(url: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    return parse_metrics(httpx.get(url + "/metrics", timeout=10).text)
-
-
-def metric(url: str, name: str, **labels: str) -> float:
-    return exporter_metrics(url).get((name, frozenset(labels.items())), 0.0)
-
-
-def drained(url: str) -> bool | None:
-    return metric(url, "zoom_qss_exporter_remote_write_queue_samples") == 0 or None
 
 
 # --- the tests ---------------------------------------------------------------------------------

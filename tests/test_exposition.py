@@ -18,31 +18,13 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from conftest import LiveExporter, example, ongoing_call
+from conftest import FLEET_AND_HEALTH, LiveExporter, example, ongoing_call
 from zoom_qss_exporter import families as f
 from zoom_qss_exporter.families import ALL_FAMILIES
 from zoom_qss_exporter.samples import Conversion, InfoUpdate, Sample
 from zoom_qss_exporter.store.exposition import MetricsEndpoint, render_store
 from zoom_qss_exporter.store.series import SeriesStore, StoreLimits
-from zoom_qss_exporter.store.textformat import insert_label, label_text
-
-FLEET_AND_HEALTH = (
-    "zoom_qos_fleet_latency_seconds",
-    "zoom_qos_fleet_jitter_seconds",
-    "zoom_qos_fleet_packet_loss_ratio",
-    "zoom_phone_fleet_mos",
-    "zoom_qos_samples_total",
-    "zoom_network_notifications_total",
-    "zoom_qss_exporter_events_total",
-    "zoom_qss_exporter_items_skipped_total",
-    "zoom_qss_exporter_series",
-    "zoom_qss_exporter_series_expired_total",
-    "zoom_qss_exporter_series_dropped_total",
-    "zoom_qss_exporter_dedup_entries",
-    "zoom_qss_exporter_last_event_timestamp_seconds",
-    "zoom_qss_exporter_event_processing_seconds",
-    "zoom_qss_exporter_build_info",
-)
+from zoom_qss_exporter.store.textformat import label_text
 
 EVERY_DETAIL = {
     "bitrate": "800 kbps",
@@ -162,9 +144,14 @@ def test_the_stat_label_goes_in_sorted_place_whatever_the_values_hold() -> None:
     names = f.CALL_PARTY
     for call_id, user_id, role in itertools.product(nasty, nasty[:3], nasty):
         values = (call_id, user_id, role, "sending")
-        for stat in ("min", "avg", "max"):
-            got = insert_label(label_text(names, values), names, "stat", stat)
-            assert got == label_text((*names, "stat"), (*values, stat)), values
+        store = SeriesStore(StoreLimits())
+        stats = ("min", "avg", "max")
+        samples = [Sample(f.CALL_MOS, values, 3.0, 5.0, stat) for stat in stats]
+        store.apply(Conversion(None, samples), 0.0)
+        lines = render_store(store).splitlines()
+        for stat in stats:
+            got = label_text((*names, "stat"), (*values, stat))
+            assert b"zoom_phone_call_mos{" + got + b"} 3.0" in lines, values
 
 
 def test_a_call_id_that_spells_a_label_keeps_metrics_parseable(live: LiveExporter) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from test_exposition import FLEET_AND_HEALTH
+from conftest import FLEET_AND_HEALTH
 from zoom_qss_exporter.families import ALL_FAMILIES, Lifetime
 
 REFERENCE = (Path(__file__).resolve().parents[1] / "docs" / "metrics.md").read_text()

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import LiveFactory
+from conftest import LiveFactory, archive_of_a_meeting, files
 from remote_receiver import FakeReceiver, fake_receiver
-from test_archive import _archive_of_a_meeting, files
 from zoom_qss_exporter.cli import main
 
 
@@ -28,7 +27,7 @@ def test_an_engine_that_never_takes_anything_meets_the_deadline_and_a_report(
 ) -> None:
     """503 forever and an archive larger than the queue: before, replay waited for room
     forever and printed nothing."""
-    directory, _ = _archive_of_a_meeting(tmp_path, live_factory, receiver.url)
+    directory, _ = archive_of_a_meeting(tmp_path, live_factory, receiver.url)
     with fake_receiver() as backfill:
         backfill.answer(*[503] * 100_000)
         argv = [

@@ -4,83 +4,34 @@ unit-tested, and shaped the way the runbook and the dashboards expect."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from zoom_qss_exporter.families import ALL_FAMILIES
+from mixin_harness import (
+    ALERT_FILE,
+    ONE_INFO,
+    RECORDING_FILE,
+    ROOT,
+    RULES,
+    known_metrics,
+    load_yaml,
+    metric_names,
+    promtool,
+    recorded_names,
+    rules,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
-RULES = ROOT / "rules"
-ALERT_FILE = RULES / "zoom-qss-alerts.yaml"
-RECORDING_FILE = RULES / "zoom-qss-recording.yaml"
 UNIT_TESTS = sorted((RULES / "tests").glob("*.yaml"))
 RUNBOOK = ROOT / "docs" / "runbook.md"
 PARTICIPANT_LABELS = ("product", "meeting_id", "participant_id", "qos_type")
-ONE_INFO = "topk by (product, meeting_id, participant_id) (1, zoom_participant_info"
-
-# Families that are not in families.py (fleet histograms, counters, self-metrics), and the
-# series other exporters or Prometheus itself provide.
-_OTHER_METRICS = {
-    "zoom_qos_fleet_latency_seconds",
-    "zoom_qos_fleet_jitter_seconds",
-    "zoom_qos_fleet_packet_loss_ratio",
-    "zoom_phone_fleet_mos",
-    "zoom_qss_exporter_event_processing_seconds",
-    "zoom_qos_samples_total",
-    "zoom_network_notifications_total",
-    "zoom_qss_exporter_events_total",
-    "zoom_qss_exporter_items_skipped_total",
-    "zoom_qss_exporter_series",
-    "zoom_qss_exporter_series_limit",
-    "zoom_qss_exporter_series_expired_total",
-    "zoom_qss_exporter_series_dropped_total",
-    "zoom_qss_exporter_last_event_timestamp_seconds",
-    "zoom_qss_exporter_build_info",
-}
-
-
-def load_yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text())
-
-
-def rules(path: Path) -> list[dict[str, Any]]:
-    return [rule for group in load_yaml(path)["groups"] for rule in group["rules"]]
 
 
 def alerts() -> list[dict[str, Any]]:
     return rules(ALERT_FILE)
-
-
-def recorded_names() -> set[str]:
-    return {rule["record"] for rule in rules(RECORDING_FILE)}
-
-
-def known_metrics() -> set[str]:
-    """Every series name the rules and dashboards may read."""
-    names = {family.name for family in ALL_FAMILIES} | _OTHER_METRICS | recorded_names()
-    histograms = [n for n in _OTHER_METRICS if not n.endswith("_total") and "fleet" in n]
-    histograms.append("zoom_qss_exporter_event_processing_seconds")
-    for name in histograms:
-        names |= {f"{name}_bucket", f"{name}_count", f"{name}_sum"}
-    return names
-
-
-def metric_names(expr: str) -> set[str]:
-    """The zoom_* series names an expression reads (recorded names included)."""
-    without_strings = re.sub(r'"[^"]*"', '""', expr)
-    return set(re.findall(r"\b(?:[a-z_]+:)?zoom_[a-z_]+(?::[a-z0-9_]+)?", without_strings))
-
-
-def promtool() -> str:
-    binary = shutil.which("promtool")
-    assert binary, "promtool missing: run scripts/setup (installs Debian's prometheus)"
-    return binary
 
 
 def test_generated_files_are_up_to_date() -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "CallQosEvent",
     "CallQosSummaryEvent",
     "DataItem",
+    "Event",
     "MeetingEvent",
     "QosItem",
     "SessionEvent",

@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 from zoom_qss_exporter.families import ALL_FAMILIES, INFO_FAMILIES, Family, Lifetime
 from zoom_qss_exporter.samples import Conversion, InfoUpdate, Owner
-from zoom_qss_exporter.store.textformat import FORMATTED, format_value, insert_label, label_text
+from zoom_qss_exporter.store.textformat import FORMATTED, format_value, label_text
 
 Labels = tuple[str, ...]
 _STAT_INDEX = {"": 0, "min": 1, "avg": 2, "max": 3}
@@ -104,6 +104,9 @@ class SeriesStore:
         self._departed: dict[Owner, float] = {}  # owner -> when the tombstone may go
         self._ended: dict[str, float] = {}  # ended call id -> when the tombstone may go
         self._info: dict[int, tuple[float, Labels]] = {}  # info stream -> (time, its values)
+        # the stat prefixes of the stream whose series were made last: (its label values,
+        # the family's label names, prefix by stat); identity, not equality, is checked
+        self._stat_prefixes: tuple[Labels | None, Labels, dict[str, bytes]] = (None, (), {})
         self._info_bits = sum(1 << self._families[family].bit for family in INFO_FAMILIES)
         self._live = 0
         self.expired_total = 0
@@ -248,11 +251,21 @@ class SeriesStore:
             self._release_if_empty(sid)
 
     def _prefix(self, packed: FamilySeries, sid: int, stat: str) -> bytes:
-        """``{labels} `` of a new series: its stream's labels, and ``stat`` in sorted place."""
-        text = self._text[sid]
-        if stat:
-            text = insert_label(text, _stream_names(packed.family), "stat", stat)
-        return b"{" + text + b"} "
+        """``{labels} `` of a new series: its stream's labels, rendered once per stream; with
+        ``stat``, rendered from the label values (never by editing rendered text), once per
+        stream and stat while one stream's series are made (its families share them)."""
+        if not stat:
+            return b"{" + self._text[sid] + b"} "
+        stream, names = self._labels[sid], packed.family.labels
+        assert stream is not None
+        last_stream, last_names, prefixes = self._stat_prefixes
+        if stream is not last_stream or names is not last_names:
+            prefixes = {}
+            self._stat_prefixes = (stream, names, prefixes)
+        prefix = prefixes.get(stat)
+        if prefix is None:
+            prefix = prefixes[stat] = b"{" + label_text(names, (*stream, stat)) + b"} "
+        return prefix
 
     def _new_stream(self, labels: Labels, packed: FamilySeries, stamp: float, now: float) -> int:
         text = label_text(_stream_names(packed.family), labels)

@@ -40,32 +40,3 @@ def label_text(names: tuple[str, ...], values: tuple[str, ...]) -> bytes:
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-def insert_label(text: bytes, names: tuple[str, ...], name: str, value: str) -> bytes:
-    """Add one label to ``text`` (made by :func:`label_text` from ``names``) in sorted place.
-
-    Label ``next`` starts at a ``,next="`` that follows the closing quote of the label before
-    it. A value may hold ``,next="`` too (``x,next=`` and its own closing quote): there the
-    comma follows no quote, or an escaped one (an odd run of backslashes before it)."""
-    pair = f'{name}="{escape(value)}"'.encode()
-    later = sorted(n for n in names if n > name)
-    if not later:
-        return text + b"," + pair if text else pair
-    if later[0] == min(names):
-        return pair + b"," + text
-    start = b"," + later[0].encode() + b'="'
-    at = text.find(start)
-    while at > 0 and not _closes_a_value(text, at - 1):
-        at = text.find(start, at + 1)
-    return text[:at] + b"," + pair + text[at:]
-
-
-def _closes_a_value(text: bytes, at: int) -> bool:
-    """Whether ``text[at]`` is a quote that ends a label value (one no backslash escapes)."""
-    if text[at] != 34:  # '"'
-        return False
-    slashes = 0
-    while text[at - 1 - slashes] == 92:  # backslash
-        slashes += 1
-    return slashes % 2 == 0
