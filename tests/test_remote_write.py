@@ -87,7 +87,7 @@ def _varint(data: bytes) -> int:
 def test_wire_bytes_use_prompb_field_numbers() -> None:
     """prompb: WriteRequest.timeseries=1; TimeSeries.labels=1, samples=2; Label.name=1,
     value=2; Sample.value=1 (double), timestamp=2 (int64). Encoded by hand from the spec."""
-    family = f.Family("m", "", ("a",), f.Lifetime.SAMPLE)
+    family = f.Family("m", "", ("a",), f.Lifetime.SAMPLE, "")
     got = build([Point(family, ("b",), 1.0, 1.0)]).SerializeToString()
     label_a = b"\x0a\x01a\x12\x01b"  # name "a", value "b"
     label_name = b"\x0a\x08__name__\x12\x01m"
