@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from bench.harness import REPO
 from zoom_qss_exporter.app import Exporter
-from zoom_qss_exporter.config import Settings
+from zoom_qss_exporter.config import Settings, WebSettings, ZoomSettings
 from zoom_qss_exporter.families import ALL_FAMILIES
 from zoom_qss_exporter.ingest.convert import ConvertOptions, convert
 from zoom_qss_exporter.ingest.events import EVENT_MODELS
@@ -86,7 +86,9 @@ def events() -> Iterator[Any]:
 
 def fill_exporter(size: int) -> Exporter:
     """An exporter whose store holds ``size`` series (give or take one participant's)."""
-    exporter = Exporter(Settings(secret_tokens=("bench",), metrics_cache=0.0))
+    exporter = Exporter(
+        Settings(zoom=ZoomSettings(secret_tokens=("bench",)), web=WebSettings(metrics_cache=0.0))
+    )
     for event in events():
         if len(exporter.store) >= size:
             break

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,50 @@ import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from zoom_qss_exporter.app import Exporter, create_app
-from zoom_qss_exporter.config import Settings
+from zoom_qss_exporter.config import (
+    LogSettings,
+    Settings,
+    StoreSettings,
+    WebSettings,
+    ZoomSettings,
+)
 from zoom_qss_exporter.ingest.archive import ArchiveOptions
 from zoom_qss_exporter.ingest.signature import sign_headers
 from zoom_qss_exporter.remote.client import RemoteWriteOptions
 from zoom_qss_exporter.web.transport import CoalescingHttpToolsProtocol
+
+_GROUPS: dict[str, tuple[str, type[Any]]] = {
+    **{f: ("web", WebSettings) for f in WebSettings.__dataclass_fields__},
+    **{f: ("zoom", ZoomSettings) for f in ZoomSettings.__dataclass_fields__},
+    **{f: ("store", StoreSettings) for f in StoreSettings.__dataclass_fields__},
+}
+_OWN = {"log_level": ("log", "level"), "log_format": ("log", "format"), "convert": ("privacy", "")}
+
+
+def flat_settings(**fields: Any) -> Settings:
+    """Settings from the flat field names the tests use (``max_series=10``), put into their
+    records (``store.max_series``); ``remote_write``, ``wal``, ``archive`` as they are."""
+    grouped: dict[str, dict[str, Any]] = {"web": {}, "zoom": {}, "store": {}, "log": {}}
+    top: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name in _GROUPS:
+            grouped[_GROUPS[name][0]][name] = value
+        elif name in _OWN:
+            group, field_name = _OWN[name]
+            if field_name:
+                grouped[group][field_name] = value
+            else:
+                top[group] = value
+        else:
+            top[name] = value
+    return Settings(
+        web=WebSettings(**grouped["web"]),
+        zoom=ZoomSettings(**grouped["zoom"]),
+        store=StoreSettings(**grouped["store"]),
+        log=LogSettings(**grouped["log"]),
+        **top,
+    )
+
 
 # Zoom's published example payloads, one per event, as Zoom's QSS documentation prints them.
 EXAMPLES = Path(__file__).resolve().parent / "fixtures" / "zoom-examples"
@@ -181,7 +220,7 @@ def live_factory() -> Iterator[LiveFactory]:
 
     def start(**overrides: Any) -> LiveExporter:
         # no reuse of rendered bodies: tests scrape right after they post
-        settings = replace(Settings(secret_tokens=(TOKEN,), metrics_cache=0.0), **overrides)
+        settings = flat_settings(**{"secret_tokens": (TOKEN,), "metrics_cache": 0.0, **overrides})
         clock = FakeClock()
         exporter = Exporter(settings, clock=clock)
         server, thread, url = serve(create_app(exporter), exporter.http_protocol)

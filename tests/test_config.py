@@ -20,13 +20,13 @@ from zoom_qss_exporter.remote.client import ParticipantInfo
 
 def test_defaults_follow_the_design() -> None:
     s = load_settings([], {"ZOOM_WEBHOOK_SECRET_TOKEN": "t"})
-    assert (s.host, s.port) == ("", 9981)  # every interface
-    assert (s.telemetry_path, s.webhook_path) == ("/metrics", "/webhook")
-    assert (s.ttl, s.summary_ttl, s.max_series) == (300, 3600, 1_000_000)
-    assert s.per_participant is True
-    assert s.replay_window == 300
-    assert s.max_request_bytes == 1 << 20
-    assert s.convert.user_name is UserNameMode.PLAIN
+    assert (s.web.host, s.web.port) == ("", 9981)  # every interface
+    assert (s.web.telemetry_path, s.web.webhook_path) == ("/metrics", "/webhook")
+    assert (s.store.ttl, s.store.summary_ttl, s.store.max_series) == (300, 3600, 1_000_000)
+    assert s.store.per_participant is True
+    assert s.zoom.replay_window == 300
+    assert s.web.max_request_bytes == 1 << 20
+    assert s.privacy.user_name is UserNameMode.PLAIN
 
 
 def test_tokens_rotate_from_env_and_file(tmp_path: Path) -> None:
@@ -36,7 +36,7 @@ def test_tokens_rotate_from_env_and_file(tmp_path: Path) -> None:
         ["--zoom.secret-token-file", str(token_file)],
         {"ZOOM_WEBHOOK_SECRET_TOKEN": "old, new"},
     )
-    assert s.secret_tokens == ("old", "new", "from-file")
+    assert s.zoom.secret_tokens == ("old", "new", "from-file")
 
 
 def test_secrets_are_not_in_the_settings_repr() -> None:
@@ -45,7 +45,7 @@ def test_secrets_are_not_in_the_settings_repr() -> None:
         ["--privacy.user-name=hash", "--privacy.hash-salt=salt-5k2"],
         {"ZOOM_WEBHOOK_SECRET_TOKEN": "tok-8v1, tok-2m7"},
     )
-    assert s.secret_tokens == ("tok-8v1", "tok-2m7")
+    assert s.zoom.secret_tokens == ("tok-8v1", "tok-2m7")
     shown = repr(s)
     assert "tok-8v1" not in shown and "tok-2m7" not in shown and "salt-5k2" not in shown
     assert "max_series=" in shown, "the rest is still shown"
@@ -55,7 +55,7 @@ def test_no_token_is_refused_with_a_fix() -> None:
     with pytest.raises(ConfigError, match="ZOOM_WEBHOOK_SECRET_TOKEN"):
         load_settings([], {})
     s = load_settings(["--zoom.skip-signature-verification"], {})
-    assert s.skip_signature_verification and s.secret_tokens == ()
+    assert s.zoom.skip_signature_verification and s.zoom.secret_tokens == ()
 
 
 def test_every_flag_has_an_environment_variable() -> None:
@@ -71,11 +71,22 @@ def test_every_flag_has_an_environment_variable() -> None:
         "ZOOM_QSS_PRIVACY_USER_NAME": "hash",
     }
     s = load_settings([], env)
-    assert (s.host, s.port, s.telemetry_path, s.webhook_path) == ("127.0.0.1", 9000, "/m", "/zoom")
-    assert (s.ttl, s.summary_ttl, s.max_series, s.per_participant) == (120, 5400, 500, False)
-    assert s.convert.user_name is UserNameMode.HASH
+    web, store = s.web, s.store
+    assert (web.host, web.port, web.telemetry_path, web.webhook_path) == (
+        "127.0.0.1",
+        9000,
+        "/m",
+        "/zoom",
+    )
+    assert (store.ttl, store.summary_ttl, store.max_series, store.per_participant) == (
+        120,
+        5400,
+        500,
+        False,
+    )
+    assert s.privacy.user_name is UserNameMode.HASH
     # a flag beats its environment variable
-    assert load_settings(["--store.ttl", "30s"], env).ttl == 30
+    assert load_settings(["--store.ttl", "30s"], env).store.ttl == 30
 
 
 def test_bad_environment_value_is_a_config_error() -> None:

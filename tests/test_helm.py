@@ -419,24 +419,31 @@ def test_chart_defaults_are_the_exporters_defaults(
 def test_all_features_settings_reach_the_exporter(rendered: dict[str, list[Manifest]]) -> None:
     metrics_user = {"zoom-qss-metrics/username": "prometheus"}
     settings = load_settings([], resolved_env(rendered["all-features"], metrics_user))
-    assert settings.secret_tokens == ("ci-token-one", "ci-token-two")
-    assert settings.internal_listen == ("", 9101)
-    assert (settings.read_timeout, settings.unauthenticated_rate_limit) == (5, 2.5)
-    assert settings.metrics_auth == MetricsAuth(
+    assert settings.zoom.secret_tokens == ("ci-token-one", "ci-token-two")
+    assert settings.web.internal_listen == ("", 9101)
+    assert (settings.web.read_timeout, settings.web.unauthenticated_rate_limit) == (5, 2.5)
+    assert settings.web.metrics_auth == MetricsAuth(
         username="prometheus",
         bearer_token_file="/etc/zoom-qss-exporter/metrics-auth/token",
         password_file="/etc/zoom-qss-exporter/metrics-auth/password",
     )
-    assert settings.log_format == "json"
-    assert (settings.host, settings.port) == ("", 9100)
-    assert (settings.telemetry_path, settings.webhook_path) == ("/internal/metrics", "/zoom/events")
-    assert settings.max_request_bytes == 2097152
-    assert settings.metrics_cache == 0.5
-    assert settings.replay_window == 120
-    assert (settings.ttl, settings.summary_ttl, settings.dedup_window) == (180, 7200, 7200)
-    assert (settings.max_series, settings.per_participant) == (250000, False)
-    assert settings.convert == ConvertOptions(user_name=UserNameMode.HASH, hash_salt="ci-salt")
-    assert settings.log_level == "debug"
+    assert settings.log.format == "json"
+    assert (settings.web.host, settings.web.port) == ("", 9100)
+    assert (settings.web.telemetry_path, settings.web.webhook_path) == (
+        "/internal/metrics",
+        "/zoom/events",
+    )
+    assert settings.web.max_request_bytes == 2097152
+    assert settings.web.metrics_cache == 0.5
+    assert settings.zoom.replay_window == 120
+    assert (settings.store.ttl, settings.store.summary_ttl, settings.store.dedup_window) == (
+        180,
+        7200,
+        7200,
+    )
+    assert (settings.store.max_series, settings.store.per_participant) == (250000, False)
+    assert settings.privacy == ConvertOptions(user_name=UserNameMode.HASH, hash_salt="ci-salt")
+    assert settings.log.level == "debug"
     assert container(rendered["all-features"])["args"][1:] == ["--web.max-request-bytes=2097152"]
     remote = settings.remote_write
     assert remote is not None and remote.url == "https://mimir.example.com/api/v1/push"
@@ -485,7 +492,7 @@ def test_remote_write_files_come_from_the_named_secrets(
     assert mounts["archive"]["mountPath"] == "/var/lib/zoom-qss-exporter/archive"
     docs = rendered["remote-write"]
     settings = load_settings([], resolved_env(docs, {}))
-    assert settings.remote_write is not None and not settings.per_participant
+    assert settings.remote_write is not None and not settings.store.per_participant
     assert (
         settings.remote_write.bearer_token_file
         == "/etc/zoom-qss-exporter/remote-write/bearer-token"
@@ -501,7 +508,7 @@ def test_demo_runs_without_token_or_verification(rendered: dict[str, list[Manife
     assert TOKEN_ENV not in env_of(docs)
     assert not of_kind(docs, "Secret") and not of_kind(docs, "ServiceAccount")
     settings = load_settings([], resolved_env(docs, {}))
-    assert settings.skip_signature_verification and not settings.per_participant
+    assert settings.zoom.skip_signature_verification and not settings.store.per_participant
 
 
 # --- remote write's write-ahead log ------------------------------------------------------------
@@ -1233,7 +1240,7 @@ def test_dockerfile_matches_the_chart() -> None:
     assert dockerfile_exec_form("CMD") == ["serve"]
     values = default_values()
     (expose,) = [rest for name, rest in final_stage() if name == "EXPOSE"]
-    assert int(expose) == values["config"]["web"]["port"] == Settings().port
+    assert int(expose) == values["config"]["web"]["port"] == Settings().web.port
     user, group = dockerfile_user()
     assert user != 0
     assert (user, group) == (

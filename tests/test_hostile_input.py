@@ -23,13 +23,13 @@ from conftest import (
     FakeClock,
     LiveExporter,
     example,
+    flat_settings,
     request_head,
     series_of,
     serve,
     signed,
 )
 from zoom_qss_exporter.app import Exporter, create_app
-from zoom_qss_exporter.config import Settings
 from zoom_qss_exporter.ingest.events import EVENT_MODELS
 from zoom_qss_exporter.ingest.signature import sign_headers
 
@@ -429,7 +429,7 @@ CASES: dict[str, Case] = {
 def hostile() -> Iterator[LiveExporter]:
     """One exporter for the whole battery: each case checks its own counter deltas, and
     every later case proves the earlier ones left it serving."""
-    settings = Settings(
+    settings = flat_settings(
         secret_tokens=(TOKEN,),
         metrics_cache=0.0,
         max_request_bytes=LIMIT,

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
 from schemathesis.generation import GenerationMode
 
-from conftest import TOKEN, LiveExporter, LiveFactory, example
+from conftest import TOKEN, LiveExporter, LiveFactory, example, flat_settings
 from zoom_qss_exporter.config import Settings
 from zoom_qss_exporter.ingest.events import EVENT_MODELS
 from zoom_qss_exporter.ingest.signature import sign_headers
@@ -29,11 +29,11 @@ def test_served_document_is_valid_openapi_31(live: LiveExporter) -> None:
     document = response.json()
     assert document["openapi"] == "3.1.0"
     validate(document)
-    validate(build_openapi(Settings(metrics_auth=MetricsAuth("t", "u", "p")).routes()))
+    validate(build_openapi(flat_settings(metrics_auth=MetricsAuth("t", "u", "p")).web.routes()))
 
 
 def test_webhook_body_is_one_of_the_event_models_by_name() -> None:
-    document = build_openapi(Settings().routes())
+    document = build_openapi(Settings().web.routes())
     body = document["paths"]["/webhook"]["post"]["requestBody"]["content"]["application/json"]
     schema = body["schema"]
     assert schema["discriminator"]["propertyName"] == "event"
@@ -51,18 +51,18 @@ def test_zoom_examples_match_the_document() -> None:
     """Every one of Zoom's published examples validates against its event's schema."""
     from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 
-    document = build_openapi(Settings().routes())
+    document = build_openapi(Settings().web.routes())
     for name in EVENT_MODELS:
         root = {**document, "$ref": f"#/components/schemas/{name}"}
         Draft202012Validator(root).validate(example(name))
 
 
 def test_paths_follow_the_settings() -> None:
-    document = build_openapi(Settings(webhook_path="/zoom", telemetry_path="/m").routes())
+    document = build_openapi(flat_settings(webhook_path="/zoom", telemetry_path="/m").web.routes())
     assert {"/zoom", "/m", "/-/healthy", "/-/ready", "/", "/status.json", "/openapi.json"} == set(
         document["paths"]
     )
-    secured = build_openapi(Settings(metrics_auth=MetricsAuth(bearer_token="t")).routes())
+    secured = build_openapi(flat_settings(metrics_auth=MetricsAuth(bearer_token="t")).web.routes())
     metrics = secured["paths"]["/metrics"]["get"]
     assert metrics["security"] == [{"metricsBearer": []}] and "401" in metrics["responses"]
 

@@ -21,10 +21,10 @@ import httpx
 import pytest
 import uvicorn
 
-from conftest import TOKEN, FakeClock, LiveExporter, LiveFactory, example, key
+from conftest import TOKEN, FakeClock, LiveExporter, LiveFactory, example, flat_settings, key
 from prometheus_harness import wait_for
 from zoom_qss_exporter.app import Exporter, create_app
-from zoom_qss_exporter.config import Settings, load_settings
+from zoom_qss_exporter.config import load_settings
 from zoom_qss_exporter.flags import ConfigError
 from zoom_qss_exporter.ingest.ratelimit import KEY_LENGTH, RateLimiter
 from zoom_qss_exporter.ingest.signature import sign_headers
@@ -44,7 +44,7 @@ def split() -> Iterator[tuple[str, str, httpx.Client]]:
     """An exporter with its public and internal listeners on two loopback ports."""
     public, internal = bind("127.0.0.1", 0), bind("127.0.0.1", 0)
     public_port, internal_port = public.getsockname()[1], internal.getsockname()[1]
-    settings = Settings(
+    settings = flat_settings(
         host="127.0.0.1",
         port=public_port,
         internal_listen=("127.0.0.1", internal_port),
@@ -100,12 +100,12 @@ def test_internal_address_must_differ_from_the_public_one() -> None:
             ["--web.listen-address=127.0.0.1:9981", "--web.internal-listen-address=:9981"], env
         )
     settings = load_settings(["--web.internal-listen-address=127.0.0.1:9982"], env)
-    assert settings.internal_listen == ("127.0.0.1", 9982)
+    assert settings.web.internal_listen == ("127.0.0.1", 9982)
     distinct = load_settings(
         ["--web.listen-address=10.0.0.1:9981", "--web.internal-listen-address=127.0.0.1:9981"], env
     )
-    assert distinct.internal_listen == ("127.0.0.1", 9981)
-    assert load_settings([], env).internal_listen is None
+    assert distinct.web.internal_listen == ("127.0.0.1", 9981)
+    assert load_settings([], env).web.internal_listen is None
 
 
 # --- authentication of /metrics ----------------------------------------------------------------
@@ -162,11 +162,11 @@ def test_metrics_auth_flags_read_files(tmp_path: Path) -> None:
         ],
         env,
     )
-    assert settings.metrics_auth is not None
-    loaded = settings.metrics_auth.load()
+    assert settings.web.metrics_auth is not None
+    loaded = settings.web.metrics_auth.load()
     assert (loaded.bearer_token, loaded.username, loaded.password) == ("tok-3x9", "prom", "pw-7q2")
     assert "tok-3x9" not in repr(loaded) and "pw-7q2" not in repr(loaded)
-    assert load_settings([], env).metrics_auth is None
+    assert load_settings([], env).web.metrics_auth is None
     with pytest.raises(ConfigError, match="go together"):
         load_settings(["--web.metrics-basic-auth-username=prom"], env)
     for name, problem in (("empty", "empty"), ("missing", "cannot read")):
@@ -378,7 +378,7 @@ def test_an_internal_listener_given_by_name_serves_its_paths() -> None:
     the name resolved to, not on the name."""
     internal = bind("localhost", 0)
     host, port = internal.getsockname()[:2]
-    settings = Settings(
+    settings = flat_settings(
         host="127.0.0.1",
         port=port + 1,  # not served here: only the internal listener is
         internal_listen=("localhost", port),
@@ -404,7 +404,7 @@ def test_an_internal_listener_given_by_name_serves_its_paths() -> None:
 
 
 def test_an_internal_listener_that_does_not_resolve_is_a_clear_error() -> None:
-    settings = Settings(internal_listen=("no-such-host.invalid", 9982), secret_tokens=(TOKEN,))
+    settings = flat_settings(internal_listen=("no-such-host.invalid", 9982), secret_tokens=(TOKEN,))
     with pytest.raises(OSError, match=r"cannot resolve 'no-such-host\.invalid'"):
         create_app(Exporter(settings))
 

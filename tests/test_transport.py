@@ -16,9 +16,8 @@ import httpx
 import pytest
 import uvicorn
 
-from conftest import TOKEN, FakeClock, LiveExporter, example, request_head
+from conftest import TOKEN, FakeClock, LiveExporter, example, flat_settings, request_head
 from zoom_qss_exporter.app import Exporter, create_app
-from zoom_qss_exporter.config import Settings
 from zoom_qss_exporter.web.server import bind
 from zoom_qss_exporter.web.transport import (
     MAX_HEAD_BYTES,
@@ -207,7 +206,7 @@ def two_listeners() -> Iterator[tuple[str, str, httpx.Client]]:
     internal listener."""
     public, internal = bind("127.0.0.1", 0), bind("127.0.0.1", 0)
     ports = public.getsockname()[1], internal.getsockname()[1]
-    settings = Settings(
+    settings = flat_settings(
         host="127.0.0.1",
         port=ports[0],
         internal_listen=("127.0.0.1", ports[1]),

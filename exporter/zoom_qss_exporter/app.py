@@ -52,17 +52,17 @@ class Exporter:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # `_created` is noise here
         self.registry = CollectorRegistry(auto_describe=True)
         self.store = SeriesStore(
-            StoreLimits(settings.ttl, settings.summary_ttl, settings.max_series)
+            StoreLimits(settings.store.ttl, settings.store.summary_ttl, settings.store.max_series)
         )
         self.health = HealthMetrics(self.registry)
         # what clients without the secret can make the exporter log (receiver, HTTP layer)
         self.log_budget = LogBudget(clock)
         # the server's protocol: bounds request heads on both listeners, reports refusals here
         self.http_protocol: type[CoalescingHttpToolsProtocol] = reporting_to(self.refused_request)
-        self.fleet = FleetMetrics(SampleLedger(settings.dedup_window))
+        self.fleet = FleetMetrics(SampleLedger(settings.store.dedup_window))
         self.registry.register(self.fleet)
         self.registry.register(StoreHealthCollector(self.store))
-        self.exposition = MetricsEndpoint(self.store, self.registry, settings.metrics_cache)
+        self.exposition = MetricsEndpoint(self.store, self.registry, settings.web.metrics_cache)
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
@@ -78,9 +78,9 @@ class Exporter:
             self.registry.register(self.remote_write)
             sink = RemoteWriteSink(
                 self.remote_write,
-                settings.dedup_window,
-                settings.summary_ttl,
-                settings.max_series,
+                settings.store.dedup_window,
+                settings.store.summary_ttl,
+                settings.store.max_series,
                 settings.remote_write.participant_info,
             )
             self._recover(sink)
@@ -92,18 +92,18 @@ class Exporter:
             self.store,
             self.fleet,
             self.health,
-            PipelineOptions(settings.convert, settings.per_participant),
+            PipelineOptions(settings.privacy, settings.store.per_participant),
             sink,
         )
         self.deliveries = Deliveries(clock=clock)
         self.receiver = WebhookReceiver(
             ReceiverOptions(
-                settings.secret_tokens,
-                settings.skip_signature_verification,
-                settings.replay_window,
-                settings.max_request_bytes,
-                read_timeout=settings.read_timeout,
-                unauthenticated_rate_limit=settings.unauthenticated_rate_limit,
+                settings.zoom.secret_tokens,
+                settings.zoom.skip_signature_verification,
+                settings.zoom.replay_window,
+                settings.web.max_request_bytes,
+                read_timeout=settings.web.read_timeout,
+                unauthenticated_rate_limit=settings.web.unauthenticated_rate_limit,
             ),
             self.pipeline,
             self.health,
@@ -165,19 +165,19 @@ class Exporter:
     def status(self) -> dict[str, Any]:
         """The status page's data (docs/status.md)."""
         s = self.settings
-        listeners = [_address(s.host, s.port)]
-        if s.internal_listen is not None:
-            listeners.append(_address(*s.internal_listen) + " (internal)")
+        listeners = [_address(s.web.host, s.web.port)]
+        if s.web.internal_listen is not None:
+            listeners.append(_address(*s.web.internal_listen) + " (internal)")
         parts: dict[str, Any] = {
-            "webhook_path": s.webhook_path,
-            "telemetry_path": s.telemetry_path,
+            "webhook_path": s.web.webhook_path,
+            "telemetry_path": s.web.telemetry_path,
             "listeners": listeners,
             "store": {
                 "live series": len(self.store),
-                "cap (--store.max-series)": s.max_series,
+                "cap (--store.max-series)": s.store.max_series,
                 "dropped at the cap": self.store.dropped_total,
                 "expired": self.store.expired_total,
-                "per-participant series": "on" if s.per_participant else "off",
+                "per-participant series": "on" if s.store.per_participant else "off",
             },
         }
         queue = self.remote_write
@@ -198,7 +198,7 @@ class Exporter:
                 "events archived": self.archive.events_total,
                 "write errors": self.archive.errors_total,
             }
-        return snapshot(self.deliveries, self.clock(), s.webhook_path, parts)
+        return snapshot(self.deliveries, self.clock(), s.web.webhook_path, parts)
 
     async def landing(self, request: Request) -> Response:
         return HTMLResponse(render_html(self.status()))
@@ -265,11 +265,11 @@ def create_app(exporter: Exporter) -> ASGIApp:
     """The routes; with an internal address, the public one serves only the webhook and the
     OpenAPI document."""
     s = exporter.settings
-    app: ASGIApp = FastRoute(_routes(exporter), s.webhook_path, exporter.receiver)
-    if s.internal_listen is not None:
-        public = (s.webhook_path, OPENAPI_PATH)
-        internal = (s.telemetry_path, "/-/healthy", "/-/ready", "/", STATUS_JSON, OPENAPI_PATH)
-        app = ListenerFilter(app, s.internal_listen, public, internal)
+    app: ASGIApp = FastRoute(_routes(exporter), s.web.webhook_path, exporter.receiver)
+    if s.web.internal_listen is not None:
+        public = (s.web.webhook_path, OPENAPI_PATH)
+        internal = (s.web.telemetry_path, "/-/healthy", "/-/ready", "/", STATUS_JSON, OPENAPI_PATH)
+        app = ListenerFilter(app, s.web.internal_listen, public, internal)
     return app
 
 
@@ -278,10 +278,10 @@ def _routes(exporter: Exporter) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if s.skip_signature_verification:
+        if s.zoom.skip_signature_verification:
             log.warning(
                 "signature verification is OFF: anyone who can reach %s can write metrics",
-                s.webhook_path,
+                s.web.webhook_path,
             )
         task = asyncio.create_task(_expire_forever(exporter))
         remote = exporter.remote_write
@@ -301,8 +301,8 @@ def _routes(exporter: Exporter) -> Starlette:
             if exporter.archive is not None:
                 exporter.archive.close()
 
-    document = openapi_bytes(s.routes())
-    auth = s.metrics_auth.load() if s.metrics_auth is not None else None  # MetricsAuthError
+    document = openapi_bytes(s.web.routes())
+    auth = s.web.metrics_auth.load() if s.web.metrics_auth is not None else None  # MetricsAuthError
 
     async def openapi(request: Request) -> Response:
         return Response(document, media_type="application/json")
@@ -310,8 +310,8 @@ def _routes(exporter: Exporter) -> Starlette:
     return Starlette(
         routes=[
             # POST is served by FastRoute before the router; this route answers the rest
-            Route(s.webhook_path, exporter.receiver, methods=["POST"]),
-            Route(s.telemetry_path, require_auth(exporter.metrics, auth), methods=["GET"]),
+            Route(s.web.webhook_path, exporter.receiver, methods=["POST"]),
+            Route(s.web.telemetry_path, require_auth(exporter.metrics, auth), methods=["GET"]),
             Route(OPENAPI_PATH, openapi, methods=["GET"]),
             Route("/-/healthy", _healthy, methods=["GET", "HEAD"]),
             Route("/-/ready", _ready, methods=["GET", "HEAD"]),
@@ -325,7 +325,7 @@ def _routes(exporter: Exporter) -> Starlette:
 
 async def _expire_forever(exporter: Exporter) -> None:
     while True:
-        await asyncio.sleep(exporter.settings.expiry_interval)
+        await asyncio.sleep(exporter.settings.store.expiry_interval)
         exporter.log_budget.flush()  # the summary of lines left out, also when a flood stops
         expired = exporter.expire()
         if expired:

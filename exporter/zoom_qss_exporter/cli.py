@@ -78,7 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     from zoom_qss_exporter import logs
 
-    logs.configure(settings.log_level, settings.log_format)
+    logs.configure(settings.log.level, settings.log.format)
     from zoom_qss_exporter.app import Exporter, create_app
     from zoom_qss_exporter.ingest.archive import ArchiveError
     from zoom_qss_exporter.remote.client import RemoteWriteError
@@ -94,19 +94,19 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as error:  # the internal address does not resolve
         print(f"zoom-qss-exporter: error: internal listener: {error}", file=sys.stderr)
         return 1
-    internal = settings.internal_listen
+    internal = settings.web.internal_listen
     logging.getLogger("zoom_qss_exporter").info(
         "listening on %s:%d (webhook %s, metrics %s%s)",
-        settings.host,
-        settings.port,
-        settings.webhook_path,
-        settings.telemetry_path,
+        settings.web.host,
+        settings.web.port,
+        settings.web.webhook_path,
+        settings.web.telemetry_path,
         f" on {internal[0]}:{internal[1]}" if internal else "",
     )
     from zoom_qss_exporter.web.server import serve
 
     try:
-        serve(app, settings.listeners(), settings.log_level, exporter.http_protocol)
+        serve(app, settings.web.listeners(), settings.log.level, exporter.http_protocol)
     except OSError as error:  # the address is taken or not ours
         print(f"zoom-qss-exporter: error: cannot listen: {error}", file=sys.stderr)
         return 1

@@ -37,32 +37,19 @@ from zoom_qss_exporter.web.server import WILDCARD_HOSTS, Listeners
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class WebSettings:
+    """``--web.*``: the listeners, the paths and the HTTP interface's limits."""
+
     host: str = ""  # every interface, IPv6 and IPv4 (web.bind)
     port: int = 9981
     telemetry_path: str = "/metrics"
     webhook_path: str = "/webhook"
-    secret_tokens: tuple[str, ...] = field(default=(), repr=False)  # never in logs or tracebacks
-    skip_signature_verification: bool = False
-    replay_window: float = 300.0
     max_request_bytes: int = 1 << 20
-    ttl: float = 300.0
-    summary_ttl: float = 3600.0
-    max_series: int = 1_000_000
-    per_participant: bool = True
-    dedup_window: float = 5400.0
-    expiry_interval: float = 10.0
     metrics_cache: float = 1.0
-    convert: ConvertOptions = field(default_factory=ConvertOptions)
-    log_level: str = "info"
-    remote_write: RemoteWriteOptions | None = None  # None: pull only
-    wal: WALOptions | None = None  # remote write's write-ahead log; None: in memory only
-    archive: ArchiveOptions | None = None
     internal_listen: tuple[str, int] | None = None  # metrics and probes there; None: one address
     metrics_auth: MetricsAuth | None = None
     unauthenticated_rate_limit: float = 10.0  # signature failures per second per client; 0: off
     read_timeout: float = 10.0
-    log_format: str = "logfmt"
 
     def listeners(self) -> Listeners:
         return Listeners(self.host, self.port, self.internal_listen)
@@ -75,6 +62,49 @@ class Settings:
             self.internal_listen is not None,
             self.metrics_auth,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ZoomSettings:
+    """``--zoom.*`` and the secret tokens: how deliveries are authenticated."""
+
+    secret_tokens: tuple[str, ...] = field(default=(), repr=False)  # never in logs or tracebacks
+    skip_signature_verification: bool = False
+    replay_window: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """``--store.*``: how long series and redelivery checks live, and how many series."""
+
+    ttl: float = 300.0
+    summary_ttl: float = 3600.0
+    max_series: int = 1_000_000
+    per_participant: bool = True
+    dedup_window: float = 5400.0
+    expiry_interval: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    """``--log.*``."""
+
+    level: str = "info"
+    format: str = "logfmt"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything ``serve`` was given, one record per flag prefix: each step gets its own."""
+
+    web: WebSettings = field(default_factory=WebSettings)
+    zoom: ZoomSettings = field(default_factory=ZoomSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    privacy: ConvertOptions = field(default_factory=ConvertOptions)  # --privacy.*
+    log: LogSettings = field(default_factory=LogSettings)
+    remote_write: RemoteWriteOptions | None = None  # None: pull only
+    wal: WALOptions | None = None  # remote write's write-ahead log; None: in memory only
+    archive: ArchiveOptions | None = None
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
@@ -223,24 +253,29 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         )
     host, port = getattr(args, "web.listen_address")
     return Settings(
-        host=host,
-        port=port,
-        telemetry_path=getattr(args, "web.telemetry_path"),
-        webhook_path=getattr(args, "web.webhook_path"),
-        secret_tokens=tuple(dict.fromkeys(tokens)),
-        skip_signature_verification=skip,
-        replay_window=getattr(args, "zoom.replay_window"),
-        max_request_bytes=getattr(args, "web.max_request_bytes"),
-        metrics_cache=getattr(args, "web.metrics_cache"),
-        ttl=getattr(args, "store.ttl"),
-        summary_ttl=getattr(args, "store.summary_ttl"),
-        max_series=getattr(args, "store.max_series"),
-        per_participant=getattr(args, "store.per_participant"),
-        dedup_window=getattr(args, "store.dedup_window"),
-        convert=convert_options_from_args(args),
-        log_level=getattr(args, "log.level"),
-        log_format=getattr(args, "log.format"),
-        **_web_hardening(args, host, port),
+        web=WebSettings(
+            host=host,
+            port=port,
+            telemetry_path=getattr(args, "web.telemetry_path"),
+            webhook_path=getattr(args, "web.webhook_path"),
+            max_request_bytes=getattr(args, "web.max_request_bytes"),
+            metrics_cache=getattr(args, "web.metrics_cache"),
+            **_web_hardening(args, host, port),
+        ),
+        zoom=ZoomSettings(
+            secret_tokens=tuple(dict.fromkeys(tokens)),
+            skip_signature_verification=skip,
+            replay_window=getattr(args, "zoom.replay_window"),
+        ),
+        store=StoreSettings(
+            ttl=getattr(args, "store.ttl"),
+            summary_ttl=getattr(args, "store.summary_ttl"),
+            max_series=getattr(args, "store.max_series"),
+            per_participant=getattr(args, "store.per_participant"),
+            dedup_window=getattr(args, "store.dedup_window"),
+        ),
+        privacy=convert_options_from_args(args),
+        log=LogSettings(level=getattr(args, "log.level"), format=getattr(args, "log.format")),
         remote_write=remote_write_from_args(args),
         wal=wal_from_args(args),
         archive=archive_from_args(args),
