@@ -122,7 +122,7 @@ def test_no_test_module_imports_another() -> None:
     (``*_harness.py``, ``remote_receiver.py``), never by importing another test module: that
     would tie the two together and run the other's module-level setup."""
     wrong = []
-    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+    for path in sorted(Path(__file__).resolve().parent.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.ImportFrom) and not node.level:
                 names = [node.module or ""]

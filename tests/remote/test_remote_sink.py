@@ -528,7 +528,7 @@ def test_the_stream_key_is_the_same_in_every_process() -> None:
         "from zoom_qss_exporter.remote.sink import stream_key;"
         f"print(stream_key({key!r}))"
     )
-    exporter = str(Path(__file__).resolve().parents[1] / "exporter")
+    exporter = str(Path(__file__).resolve().parents[2] / "exporter")
     keys = {
         subprocess.run(
             [sys.executable, "-c", source, exporter],

@@ -206,7 +206,7 @@ print(accepted, refused, last)
 
 def test_a_full_disk_refuses_the_record_and_leaves_no_partial_line(tmp_path: Path) -> None:
     """A file size limit stands in for a full disk: writes past it fail with EFBIG."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]
     exporter = here.parent / "exporter"
     directory = tmp_path / "wal"
     done = subprocess.run(
