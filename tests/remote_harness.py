@@ -5,18 +5,24 @@ become, what a receiver stored, and the exporter's own metrics."""
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import shutil
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from conftest import parse_metrics
-from prometheus_harness import api, free_port, serving
+from prometheus_harness import api, free_port, serving, wait_for
 from zoom_qss_exporter.ingest.convert import ConvertOptions, convert
 from zoom_qss_exporter.ingest.events import EVENT_MODELS
+from zoom_qss_exporter.ingest.signature import sign_headers
 from zoom_qss_exporter.remote.protocol import milliseconds, series_labels
 from zoom_qss_exporter.simulate.events import Fleet
 
@@ -112,3 +118,62 @@ def metric(url: str, name: str, **labels: str) -> float:
 
 def drained(url: str) -> bool | None:
     return metric(url, "zoom_qss_exporter_remote_write_queue_samples") == 0 or None
+
+
+def post(url: str, event: Event, client: httpx.Client | None = None) -> httpx.Response:
+    """One delivery signed as Zoom signs it, on ``client`` (keep-alive, as Zoom's) or alone."""
+    body = json.dumps(event).encode()
+    headers = {"content-type": "application/json", **sign_headers(TOKEN, int(time.time()), body)}
+    if client is None:
+        return httpx.post(url + "/webhook", content=body, headers=headers, timeout=10)
+    return client.post(url + "/webhook", content=body, headers=headers)
+
+
+@contextlib.contextmanager
+def exporter_process(
+    directory: Path,
+    remote: str,
+    wal: Path,
+    *flags: str,
+    preexec_fn: Callable[[], None] | None = None,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """The console script with remote write and its log in ``wal``; yields its URL and
+    process (a test may kill it)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOOM_QSS_")}
+    env["ZOOM_WEBHOOK_SECRET_TOKEN"] = TOKEN
+    argv = [
+        sys.executable,
+        "-m",
+        "zoom_qss_exporter.cli",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--remote-write.url={remote}",
+        f"--remote-write.wal-directory={wal}",
+        *flags,
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with (directory / f"exporter-{port}.log").open("wb") as log:
+        # through a pipe: a file size limit of the child (small_disk) must not cut its log
+        process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn
+        )
+        assert process.stdout is not None
+        pump = threading.Thread(target=shutil.copyfileobj, args=(process.stdout, log), daemon=True)
+        pump.start()
+        try:
+            wait_for("the exporter", lambda: _ready(url, process))
+            yield url, process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+            process.wait(timeout=60)
+            pump.join(timeout=10)
+            process.stdout.close()
+
+
+def _ready(url: str, process: subprocess.Popen[bytes]) -> bool | None:
+    if process.poll() is not None:
+        raise AssertionError(f"the exporter exited with {process.returncode}")
+    with contextlib.suppress(httpx.TransportError):
+        return httpx.get(url + "/-/ready").status_code == 200 or None
+    return None

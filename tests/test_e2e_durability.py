@@ -16,13 +16,11 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import resource
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,27 +33,20 @@ import pytest
 from prometheus_harness import free_port, wait_for
 from remote_harness import (
     FAST,
-    TOKEN,
     Event,
     Samples,
     drained,
     exporter_metrics,
+    exporter_process,
     merge,
     metric,
+    post,
     receiver,
     rounds,
     samples_of,
     stored,
 )
 from zoom_qss_exporter.ingest.archive import Archive, ArchiveOptions
-from zoom_qss_exporter.ingest.signature import sign_headers
-
-
-def post(url: str, event: Event) -> httpx.Response:
-    """One signed delivery, as Zoom makes it (test_e2e_remote_write's client is its own)."""
-    body = json.dumps(event).encode()
-    headers = {"content-type": "application/json", **sign_headers(TOKEN, int(time.time()), body)}
-    return httpx.post(url + "/webhook", content=body, headers=headers, timeout=10)
 
 
 @dataclass
@@ -76,56 +67,6 @@ def small_disk(limit: int) -> Callable[[], None]:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     return apply
-
-
-@contextlib.contextmanager
-def exporter_process(
-    directory: Path,
-    remote: str,
-    wal: Path,
-    *flags: str,
-    preexec_fn: Callable[[], None] | None = None,
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """The console script with remote write and its log in ``wal``; yields its URL and
-    process (a test may kill it)."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOOM_QSS_")}
-    env["ZOOM_WEBHOOK_SECRET_TOKEN"] = TOKEN
-    argv = [
-        sys.executable,
-        "-m",
-        "zoom_qss_exporter.cli",
-        f"--web.listen-address=127.0.0.1:{port}",
-        f"--remote-write.url={remote}",
-        f"--remote-write.wal-directory={wal}",
-        *flags,
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with (directory / f"exporter-{port}.log").open("wb") as log:
-        # through a pipe: a file size limit of the child (small_disk) must not cut its log
-        process = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, preexec_fn=preexec_fn
-        )
-        assert process.stdout is not None
-        pump = threading.Thread(target=shutil.copyfileobj, args=(process.stdout, log), daemon=True)
-        pump.start()
-        try:
-            wait_for("the exporter", lambda: _ready(url, process))
-            yield url, process
-        finally:
-            if process.poll() is None:
-                process.terminate()
-            process.wait(timeout=60)
-            pump.join(timeout=10)
-            process.stdout.close()
-
-
-def _ready(url: str, process: subprocess.Popen[bytes]) -> bool | None:
-    if process.poll() is not None:
-        raise AssertionError(f"the exporter exited with {process.returncode}")
-    with contextlib.suppress(httpx.TransportError):
-        return httpx.get(url + "/-/ready").status_code == 200 or None
-    return None
 
 
 def kill(process: subprocess.Popen[bytes]) -> None:

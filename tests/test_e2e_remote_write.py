@@ -19,9 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
-import os
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,15 +30,15 @@ from typing import Any
 import httpx
 import pytest
 
-from prometheus_harness import free_port, serving, wait_for
+from prometheus_harness import free_port, wait_for
 from remote_harness import (
     FAST,
-    TOKEN,
     Event,
     Samples,
     Series,
     drained,
     exporter_metrics,
+    exporter_process,
     merge,
     metric,
     receiver,
@@ -49,7 +46,9 @@ from remote_harness import (
     samples_of,
     stored,
 )
-from zoom_qss_exporter.ingest.signature import sign_headers
+from remote_harness import (
+    post as signed_post,
+)
 
 # idle connections closed by the client before uvicorn's 5 s keep-alive timeout can race a reuse
 _SHORT_KEEPALIVE = httpx.Limits(keepalive_expiry=2.0)
@@ -61,19 +60,8 @@ _SHORT_KEEPALIVE = httpx.Limits(keepalive_expiry=2.0)
 @contextlib.contextmanager
 def exporter(directory: Path, name: str, remote: str, *flags: str) -> Iterator[str]:
     """The console script with remote write to ``remote``; yields its URL."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ZOOM_QSS_")}
-    env["ZOOM_WEBHOOK_SECRET_TOKEN"] = TOKEN
-    argv = [
-        sys.executable,
-        "-m",
-        "zoom_qss_exporter.cli",
-        f"--web.listen-address=127.0.0.1:{port}",
-        f"--remote-write.url={remote}/api/v1/write",
-        f"--remote-write.wal-directory={directory / name / 'wal'}",
-        *flags,
-    ]
-    with serving(name, argv, port, directory / f"{name}.log", env=env) as url:
+    wal = directory / name / "wal"
+    with exporter_process(directory, f"{remote}/api/v1/write", wal, *flags) as (url, _):
         yield url
 
 
@@ -124,9 +112,7 @@ def _close_client() -> Iterator[None]:
 
 
 def post(url: str, event: Event) -> httpx.Response:
-    body = json.dumps(event).encode()
-    headers = {"content-type": "application/json", **sign_headers(TOKEN, int(time.time()), body)}
-    return _CLIENT.post(url + "/webhook", content=body, headers=headers)
+    return signed_post(url, event, _CLIENT)
 
 
 INFO_NAMES = {("__name__", "zoom_participant_info"), ("__name__", "zoom_phone_party_info")}
