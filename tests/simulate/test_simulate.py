@@ -25,7 +25,8 @@ from zoom_qss_exporter.ingest.signature import (
     SignatureError,
     verify_signature,
 )
-from zoom_qss_exporter.simulate.events import EVENT_NAMES, Event, Fleet, Turn
+from zoom_qss_exporter.outcomes import EVENT_NAMES
+from zoom_qss_exporter.simulate.events import Event, Fleet, Turn
 from zoom_qss_exporter.simulate.run import (
     RATE_SLACK,
     SimulationConfig,
@@ -183,7 +184,7 @@ def sent_events(rounds: int = 4, **fleet: Any) -> tuple[Fleet, list[Event]]:
 # -- event shapes and values -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", EVENT_NAMES)
+@pytest.mark.parametrize("name", sorted(EVENT_NAMES))
 def test_event_has_the_shape_of_zoom_example(name: str) -> None:
     event = build(name)
     assert event["event"] == name

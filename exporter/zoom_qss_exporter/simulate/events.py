@@ -20,22 +20,6 @@ from typing import Any
 Event = dict[str, Any]
 
 PRODUCTS = ("meeting", "webinar", "session")
-EVENT_NAMES = (
-    "meeting.participant_qos",
-    "meeting.participant_qos_summary",
-    "meeting.participant_data",
-    "meeting.participant_data_summary",
-    "webinar.participant_qos",
-    "webinar.participant_qos_summary",
-    "webinar.participant_data",
-    "webinar.participant_data_summary",
-    "session.user_qos",
-    "session.user_qos_summary",
-    "session.user_data",
-    "session.user_data_summary",
-    "phone.call_qos",
-    "phone.call_qos_summary",
-)
 
 # (healthy, degraded) ranges; the gap between them is what tests and alerts rely on.
 _RANGES: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
