@@ -32,8 +32,8 @@ from zoom_qss_exporter.remote.flags import (
 )
 from zoom_qss_exporter.remote.wal import WALOptions
 from zoom_qss_exporter.web.auth import MetricsAuth
+from zoom_qss_exporter.web.listeners import WILDCARD_HOSTS, Listeners
 from zoom_qss_exporter.web.openapi import Routes
-from zoom_qss_exporter.web.server import WILDCARD_HOSTS, Listeners
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import asyncio
 import os
 import socket
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any, NamedTuple
+from typing import Any
 
 import uvicorn
 from starlette.requests import Request
@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from zoom_qss_exporter.store.allocator import tune_glibc_malloc
 from zoom_qss_exporter.web.auth import MetricsAuth
+from zoom_qss_exporter.web.listeners import WILDCARD_HOSTS, Listeners
 from zoom_qss_exporter.web.transport import CoalescingHttpToolsProtocol
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -146,17 +147,6 @@ def _bind_socket(
         raise
     sock.set_inheritable(True)
     return sock
-
-
-class Listeners(NamedTuple):
-    """Where the server listens: the public address and, if set, the internal one."""
-
-    host: str  # "" (every interface), a name or an address
-    port: int
-    internal: tuple[str, int] | None = None
-
-
-WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # a listen host meaning every interface
 
 
 def serve(
