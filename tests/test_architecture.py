@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
     {"config"},
     {"web"},
     {"ingest"},
+    {"analytics"},
     {"remote"},
     {"store"},
     {"samples", "outcomes"},
