@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from prometheus_client.metrics_core import Metric
 
 from zoom_qss_exporter import families
+from zoom_qss_exporter.analytics import dimensions
+from zoom_qss_exporter.analytics.classify import CAUSES
+from zoom_qss_exporter.analytics.collector import AnalyticsOptions, QualityAnalytics
 from zoom_qss_exporter.app import Exporter
 from zoom_qss_exporter.config import Settings
 from zoom_qss_exporter.families import Family, Lifetime
@@ -27,6 +30,9 @@ from .markdown import code, fill, table
 
 LIFETIMES = {Lifetime.SAMPLE: "`--store.ttl`", Lifetime.SUMMARY: "`--store.summary-ttl`"}
 
+PRODUCTS = ("meeting", "webinar", "session", "phone")
+ANALYTICS_TABLES = tuple(table.family for table in QualityAnalytics(AnalyticsOptions()).tables)
+
 # The values a label of the exporter's own families can take, where the code bounds them.
 LABEL_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
     ("zoom_qss_exporter_events_total", "event"): (
@@ -39,6 +45,32 @@ LABEL_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
     ("zoom_qss_exporter_http_requests_refused_total", "reason"): REFUSAL_REASONS,
     ("zoom_qss_exporter_remote_write_samples_failed_total", "reason"): FAILURE_REASONS,
     ("zoom_network_notifications_total", "notification"): (*sorted(NOTIFICATIONS), "other"),
+    **{
+        (f"zoom_qos_{part}stream_minutes_total", label): values
+        for part in ("", "poor_", "client_", "client_poor_", "path_", "path_poor_")
+        for label, values in (
+            ("product", PRODUCTS if part in ("", "poor_") else PRODUCTS[:3]),
+            ("network_type", dimensions.NETWORK_TYPES),
+            ("cause", CAUSES),
+            ("platform", dimensions.PLATFORMS),
+            ("connection_type", dimensions.CONNECTION_TYPES),
+            ("media", dimensions.MEDIA),
+        )
+    },
+    **{
+        (f"zoom_qos_{part}participations_total", label): values
+        for part in ("", "poor_")
+        for label, values in (("product", PRODUCTS[:3]), ("network_type", dimensions.NETWORK_TYPES))
+    },
+    ("zoom_qss_exporter_analytics_folds_total", "family"): (
+        *ANALYTICS_TABLES,
+        "data_center",
+        "version",
+        "account",
+        "participants",
+    ),
+    ("zoom_qss_exporter_analytics_rows", "family"): ANALYTICS_TABLES,
+    ("zoom_qss_exporter_analytics_sites_reloads_total", "result"): ("success", "failure"),
 }
 
 
@@ -89,6 +121,7 @@ class OwnFamily:
     help: str
     when: str  # the flag it needs; "" always there
     buckets: tuple[float, ...] = ()
+    analytics: bool = False  # one of the quality analytics' counters
 
 
 @contextmanager
@@ -117,6 +150,8 @@ def own_families() -> list[OwnFamily]:
         )
         try:
             always, everything = _exposed(base), _exposed(full)
+            assert full.analytics is not None
+            analytics = {m.name for m in full.analytics.collect()}
         finally:
             if full.archive is not None:
                 full.archive.close()
@@ -142,7 +177,13 @@ def own_families() -> list[OwnFamily]:
         exposed = name + "_total" if metric.type == "counter" else name
         own.append(
             OwnFamily(
-                exposed, metric.type, labels, metric.documentation, when, buckets.get(name, ())
+                exposed,
+                metric.type,
+                labels,
+                metric.documentation,
+                when,
+                buckets.get(name, ()),
+                name in analytics and not name.startswith("zoom_qss_exporter_"),
             )
         )
     return own
@@ -157,10 +198,10 @@ def _labels(family: OwnFamily) -> str:
     return ("; " if enumerated else ", ").join(parts)
 
 
-def _own_table(fleet: bool) -> str:
+def _own_table(fleet: bool, analytics: bool = False) -> str:
     rows = []
     for f in own_families():
-        if f.name.startswith("zoom_qss_exporter_") == fleet:
+        if f.name.startswith("zoom_qss_exporter_") == fleet or f.analytics != analytics:
             continue
         text = f.help
         if f.buckets:
@@ -188,6 +229,7 @@ def render() -> str:
         "phone": lambda: _family_table(_group(_phone), families.CALL_PARTY),
         "call": lambda: _family_table(_group(_call), families.CALL_PARTY),
         "fleet": lambda: _own_table(fleet=True),
+        "analytics": lambda: _own_table(fleet=True, analytics=True),
         "health": lambda: _own_table(fleet=False),
     }
     banner = (

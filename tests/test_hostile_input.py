@@ -24,6 +24,7 @@ from conftest import (
     LiveExporter,
     example,
     flat_settings,
+    promtool_check_metrics,
     request_head,
     series_of,
     serve,
@@ -652,24 +653,14 @@ def test_label_values_with_quotes_backslashes_newlines_and_unicode(hostile: Live
 
 def test_every_refusal_kind_leaves_the_metrics_promtool_clean(hostile: LiveExporter) -> None:
     """After the whole battery against one exporter, its /metrics passes promtool."""
-    import shutil
-    import subprocess
 
     for case in CASES.values():
         made = case.headers(hostile, case.body) if callable(case.headers) else case.headers
         headers = made if made is not None else signed(hostile, case.body)
         hostile.client.post(hostile.url + "/webhook", content=case.body, headers=headers)
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool missing: run scripts/setup (installs Debian's prometheus)"
-    result = subprocess.run(
-        [promtool, "check", "metrics"],
-        input=hostile.metrics_text(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    _, output = promtool_check_metrics(hostile.metrics_text())
     # promtool's lint only; the help-text and unit advice is checked in test_exposition.py
-    assert "error" not in result.stderr.lower(), result.stderr
+    assert "error" not in output.lower(), output
     assert_still_serving(hostile)
 
 

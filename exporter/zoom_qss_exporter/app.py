@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -22,6 +23,12 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from zoom_qss_exporter.analytics.collector import (
+    AnalyticsLimits,
+    AnalyticsOptions,
+    QualityAnalytics,
+)
+from zoom_qss_exporter.analytics.sites import SitesFile
 from zoom_qss_exporter.config import Settings
 from zoom_qss_exporter.ingest.archive import Archive
 from zoom_qss_exporter.ingest.pipeline import Pipeline, PipelineOptions
@@ -84,6 +91,10 @@ class Exporter:
                 settings.remote_write.participant_info,
             )
             self._recover(sink)
+        self.analytics: QualityAnalytics | None = None
+        if settings.analytics is not None:
+            self.analytics = _analytics(settings, clock())
+            self.registry.register(self.analytics)
         self.archive: Archive | None = None
         if settings.archive is not None:
             self.archive = Archive(settings.archive, clock)
@@ -94,6 +105,7 @@ class Exporter:
             self.health,
             PipelineOptions(settings.privacy, settings.store.per_participant),
             sink,
+            self.analytics,
         )
         self.deliveries = Deliveries(clock=clock)
         self.receiver = WebhookReceiver(
@@ -148,6 +160,16 @@ class Exporter:
     def expire(self) -> int:
         return self.pipeline.expire(self.clock())
 
+    def reload_sites(self, *, only_if_changed: bool = False) -> None:
+        """Read the sites file again (SIGHUP, or it changed); a bad one keeps the sites."""
+        if self.analytics is None:
+            return
+        sites = self.analytics.sites
+        if only_if_changed:
+            sites.reload_if_changed(self.clock())
+        else:
+            sites.reload(self.clock())
+
     def refused_request(self, reason: str, status: int) -> None:
         """A request the HTTP layer refused (head too large, malformed): counted, and logged
         within the budget of what clients without the secret may make us log."""
@@ -192,6 +214,8 @@ class Exporter:
                 "last error": queue.last_error or "none",
                 "write-ahead log": str(self.wal.directory) if self.wal else "off",
             }
+        if self.analytics is not None:
+            parts["analytics"] = _analytics_status(self.analytics)
         if self.archive is not None:
             parts["archive"] = {
                 "file": str(self.archive.path),
@@ -205,6 +229,33 @@ class Exporter:
 
     async def status_json(self, request: Request) -> Response:
         return JSONResponse(self.status())
+
+
+def _analytics(settings: Settings, now: float) -> QualityAnalytics:
+    """The analytics with their sites file loaded (SitesError if it cannot be)."""
+    a = settings.analytics
+    assert a is not None
+    sites = SitesFile(a.sites_file)
+    sites.load(now)
+    limits = AnalyticsLimits(
+        max_rows=a.max_rows, max_participants=a.max_participants, window=settings.store.dedup_window
+    )
+    return QualityAnalytics(AnalyticsOptions(a.thresholds, sites, a.accounts, limits))
+
+
+def _analytics_status(analytics: QualityAnalytics) -> dict[str, Any]:
+    sites = analytics.sites
+    if sites.path is None:
+        loaded = "no sites file (--analytics.sites-file): sites are external or unknown"
+    else:
+        loaded = f"{sites.path}: {len(sites.sites)} sites, loaded {_when(sites.loaded_at)}"
+    return {
+        "sites file": loaded,
+        "last reload error": sites.last_error or "none",
+        "participants remembered": len(analytics.profiles),
+        "rows (site, client, path)": f"{len(analytics.site)}, {len(analytics.client)}, "
+        f"{len(analytics.path)} of {analytics.options.limits.max_rows} each",
+    }
 
 
 def _address(host: str, port: int) -> str:
@@ -284,6 +335,11 @@ def _routes(exporter: Exporter) -> Starlette:
                 s.web.webhook_path,
             )
         task = asyncio.create_task(_expire_forever(exporter))
+        loop, hangup = asyncio.get_running_loop(), False
+        if exporter.analytics is not None and exporter.analytics.sites.path is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread
+                loop.add_signal_handler(signal.SIGHUP, exporter.reload_sites)
+                hangup = True
         remote = exporter.remote_write
         if remote is not None:
             log.info("remote write to %s", redact(remote.options.url))
@@ -291,6 +347,8 @@ def _routes(exporter: Exporter) -> Starlette:
         try:
             yield
         finally:
+            if hangup:
+                loop.remove_signal_handler(signal.SIGHUP)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -327,6 +385,7 @@ async def _expire_forever(exporter: Exporter) -> None:
     while True:
         await asyncio.sleep(exporter.settings.store.expiry_interval)
         exporter.log_budget.flush()  # the summary of lines left out, also when a flood stops
+        exporter.reload_sites(only_if_changed=True)
         expired = exporter.expire()
         if expired:
             log.debug("expired %d series", expired)

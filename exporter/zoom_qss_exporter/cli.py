@@ -88,7 +88,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         exporter = Exporter(settings)
         app = create_app(exporter)
-    except (RemoteWriteError, ArchiveError, MetricsAuthError, WALError) as error:
+    except (RemoteWriteError, ArchiveError, MetricsAuthError, WALError, ConfigError) as error:
         print(f"zoom-qss-exporter: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # the internal address does not resolve

@@ -12,6 +12,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from zoom_qss_exporter.analytics.flags import (
+    AnalyticsSettings,
+    add_analytics_arguments,
+    analytics_from_args,
+)
 from zoom_qss_exporter.flags import (
     TOKEN_ENV,
     ConfigError,
@@ -105,6 +110,7 @@ class Settings:
     remote_write: RemoteWriteOptions | None = None  # None: pull only
     wal: WALOptions | None = None  # remote write's write-ahead log; None: in memory only
     archive: ArchiveOptions | None = None
+    analytics: AnalyticsSettings | None = field(default_factory=AnalyticsSettings)  # None: off
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
@@ -233,6 +239,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, s
     add_remote_write_arguments(parser, environ)
     add_wal_arguments(parser, environ)
     add_archive_arguments(parser, environ)
+    add_analytics_arguments(parser, environ)
 
 
 def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
@@ -279,6 +286,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         remote_write=remote_write_from_args(args),
         wal=wal_from_args(args),
         archive=archive_from_args(args),
+        analytics=analytics_from_args(args),
     )
 
 

@@ -39,6 +39,30 @@ class FleetSample(NamedTuple):
     notification: str | None = None
 
 
+class ClientReport(NamedTuple):
+    """What a ``*_data`` event says about a participant's client and network, as Zoom wrote
+    it: the analytics normalise it and match the addresses to a site, then drop them."""
+
+    network_type: str
+    connection_type: str
+    data_center: str
+    device: str  # "Windows", "Mac", "iOS", "Zoom Rooms", ...
+    client: str  # "Web video sdk 1.12.10" in *_data_summary events
+    version: str  # "5.17.11 (34827)"
+    internal_addresses: tuple[str, ...]
+    public_address: str
+
+
+class StreamSummary(NamedTuple):
+    """The average figures of one media stream over a whole participation or call leg."""
+
+    qos_type: str  # or a phone direction
+    latency: float | None
+    jitter: float | None
+    loss: float | None
+    mos: float | None
+
+
 class InfoUpdate(NamedTuple):
     """New metadata of one info series (``family.key`` labels name it)."""
 
@@ -57,3 +81,11 @@ class Conversion:
     ended_calls: list[str] = field(default_factory=list)  # call ids: ended after the samples
     fleet: list[FleetSample] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # reasons, for items_skipped_total
+    # for the analytics
+    account: str = ""  # payload.account_id
+    client: ClientReport | None = None  # from a *_data event
+    wifi_rssi: float | None = None  # this minute's average RSSI (dBm), from its wifi_rssi item
+    cpu_usage: float | None = None  # this minute's highest Zoom or system CPU usage (0-1)
+    summary: list[StreamSummary] = field(default_factory=list)  # a *_qos_summary's streams
+    summary_of: tuple[str, ...] = ()  # whose summary: the owner, or ("phone", call_id)
+    summary_time: float = 0.0  # event_ts of a summary (its redeliveries repeat it)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import LiveExporter, SeriesKey, example, key, ongoing_call, parse_metrics
+from zoom_qss_exporter.families import ALL_FAMILIES
 
 MEETING = "4444AAAiAAAAAiAiAiiAii=="
 SESSION = "4567UVWxYZABCdEfGhiJkl=="
@@ -46,15 +47,12 @@ DATA_INFO = {
 }
 
 
+PER_PARTICIPANT = frozenset(family.name for family in ALL_FAMILIES)
+
+
 def per_participant(text: str) -> dict[SeriesKey, float]:
-    """Everything but fleet and health metrics."""
-    return {
-        k: v
-        for k, v in parse_metrics(text).items()
-        if k[0].startswith(("zoom_qos_", "zoom_phone_", "zoom_participant_"))
-        and "fleet" not in k[0]
-        and k[0] != "zoom_qos_samples_total"
-    }
+    """The store's series: everything but the fleet, analytics and health metrics."""
+    return {k: v for k, v in parse_metrics(text).items() if k[0] in PER_PARTICIPANT}
 
 
 def info(product: str, meeting: str, participant: str, **values: str) -> SeriesKey:

@@ -10,9 +10,7 @@ import copy
 import logging
 import random
 import re
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from conftest import LiveFactory, example, key, series_of
+from conftest import LiveFactory, example, key, promtool_check_metrics, series_of
 from prometheus_harness import wait_for
 from remote_receiver import DROP, T0, FakeReceiver, fake_receiver, options, points, run, until
 from zoom_qss_exporter.ingest.archive import ArchiveOptions
@@ -339,12 +337,8 @@ def test_health_metrics_pass_promtool(
         "zoom_qss_exporter_archive_errors_total",
     ):
         assert f"\n{family}" in text, family
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool missing: run scripts/setup (installs Debian's prometheus)"
-    checked = subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
-    )
-    assert checked.returncode == 0, checked.stdout + checked.stderr
+    status, output = promtool_check_metrics(text)
+    assert status == 0, output
 
 
 def test_a_token_file_that_turns_unreadable_is_retried_until_it_is_fixed(

@@ -18,7 +18,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from conftest import FLEET_AND_HEALTH, LiveExporter, example, ongoing_call
+from conftest import FLEET_AND_HEALTH, LiveExporter, example, ongoing_call, promtool_check_metrics
 from zoom_qss_exporter import families as f
 from zoom_qss_exporter.families import ALL_FAMILIES
 from zoom_qss_exporter.samples import Conversion, InfoUpdate, Sample
@@ -120,14 +120,8 @@ def test_every_family_is_exposed(live: LiveExporter) -> None:
 
 def test_promtool_check_metrics_is_clean(live: LiveExporter) -> None:
     everything(live)
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool missing: run scripts/setup (installs Debian's prometheus)"
-    text = live.metrics_text()
-    result = subprocess.run(
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == "" and result.stderr.strip() == "", result.stdout
+    status, output = promtool_check_metrics(live.metrics_text())
+    assert status == 0 and output == "", output
 
 
 def test_label_values_are_escaped(live: LiveExporter) -> None:

@@ -37,7 +37,15 @@ from zoom_qss_exporter.ingest.values import (
     parse_quality,
     parse_resolution,
 )
-from zoom_qss_exporter.samples import Conversion, FleetSample, InfoUpdate, Owner, Sample
+from zoom_qss_exporter.samples import (
+    ClientReport,
+    Conversion,
+    FleetSample,
+    InfoUpdate,
+    Owner,
+    Sample,
+    StreamSummary,
+)
 
 Parser = ValueParser[float]
 _fast_new = tuple.__new__  # a NamedTuple without its Python-level __new__ (hot path)
@@ -62,6 +70,10 @@ QOS_TYPES = frozenset(
             for hop in ("crc", "rwg")
         ),
     }
+)
+# the QoS types whose items are stream-minutes: audio, video and screen share, each way
+MEDIA_TYPES = frozenset(
+    {"audio_input", "audio_output", "video_input", "video_output", "as_input", "as_output"}
 )
 NOTIFICATIONS = frozenset({"network bandwidth low", "internet connection unstable"})
 PHONE_DIRECTIONS = frozenset({"sending", "receiving"})
@@ -88,6 +100,7 @@ def convert(event: Event, options: ConvertOptions) -> Conversion:
         out = _participant_event(event, options)
     # fields Zoom added outside ``details`` (those inside are counted as they are read)
     out.skipped.extend(["unknown_field"] * event.unknown_fields())
+    out.account = event.payload.account_id
     return out
 
 
@@ -143,9 +156,47 @@ def _participant_event(event: MeetingEvent | SessionEvent, options: ConvertOptio
             _minute_item(item, owner, out)
     elif event.event.endswith("_qos_summary"):
         out.departures.append(owner)
+        out.summary_of, out.summary_time = owner, event_time
         for item in event.qos:
             _summary_item(item, owner, event_time, out)
+    if event.data:
+        out.client = _client_report(event.data)
     return out
+
+
+def _client_report(items: Sequence[DataItem]) -> ClientReport:
+    """Later items are newer: their non-empty values win, as for the info series."""
+    found: dict[str, str] = {}
+    internal: tuple[str, ...] = ()
+    for item in items:
+        if item.invalid:
+            continue
+        for name in _CLIENT_FIELDS:
+            text = getattr(item, name)
+            if text:
+                found[name] = text
+        internal = item.internal_addresses or internal
+    return ClientReport(
+        found.get("network_type", ""),
+        found.get("connection_type", ""),
+        found.get("data_center", ""),
+        found.get("device", ""),
+        found.get("client", ""),
+        found.get("version", ""),
+        internal,
+        found.get("signaling_ip_address", ""),
+    )
+
+
+_CLIENT_FIELDS = (
+    "network_type",
+    "connection_type",
+    "data_center",
+    "device",
+    "client",
+    "version",
+    "signaling_ip_address",
+)
 
 
 def _known_type(item: QosItem, out: Conversion, types: frozenset[str] = QOS_TYPES) -> bool:
@@ -171,7 +222,11 @@ def _minute_item(item: QosItem, owner: Owner, out: Conversion) -> None:
     if "resolution" in details:
         out.samples.extend(_resolution(details, f.WIDTH, f.HEIGHT, labels, when, out))
     out.samples.append(_fast_new(Sample, (f.SAMPLE_TIMESTAMP, labels, when, when, "")))
-    out.samples.extend(_mos_estimate(item.type, values, labels, when))
+    mos = _mos(item.type, values, "latency", "jitter", "avg_loss")
+    if mos is not None:
+        out.samples.append(_fast_new(Sample, (f.MOS_ESTIMATE, labels, mos, when, "")))
+    elif item.type in _CONDITION_TYPES:
+        _conditions(item.type, values, out)
     notification = None
     raw_note = details.get("network_notification")
     if isinstance(raw_note, str) and raw_note.strip():
@@ -181,7 +236,7 @@ def _minute_item(item: QosItem, owner: Owner, out: Conversion) -> None:
         if any(sample.notification == notification for sample in out.fleet):
             notification = None  # Zoom's schema allows it on every item: counted once an event
     latency, jitter, loss = values.get("latency"), values.get("jitter"), values.get("avg_loss")
-    fleet = (labels, when, owner[0], item.type, latency, jitter, loss, None, notification)
+    fleet = (labels, when, owner[0], item.type, latency, jitter, loss, mos, notification)
     out.fleet.append(_fast_new(FleetSample, fleet))
 
 
@@ -191,21 +246,46 @@ _MOS_TYPES = frozenset(
 )
 
 
-def _mos_estimate(
-    qos_type: str, values: dict[str, float], labels: tuple[str, ...], when: float
-) -> Iterator[Sample]:
-    """Only from all three figures: a missing one is unknown, not perfect."""
-    if qos_type in _MOS_TYPES and {"latency", "jitter", "avg_loss"} <= values.keys():
-        mos = mos_estimate(values["latency"], values["jitter"], values["avg_loss"])
-        yield Sample(f.MOS_ESTIMATE, labels, mos, when)
+def _mos(
+    qos_type: str, values: dict[str, float], latency: str, jitter: str, loss: str
+) -> float | None:
+    """The estimated MOS of an audio stream, only from all three figures: a missing one is
+    unknown, not perfect."""
+    if qos_type not in _MOS_TYPES:
+        return None
+    try:
+        return mos_estimate(values[latency], values[jitter], values[loss])
+    except KeyError:
+        return None
+
+
+_CONDITION_TYPES = frozenset({"wifi_rssi", "cpu_usage"})
+
+
+def _conditions(qos_type: str, values: dict[str, float], out: Conversion) -> None:
+    """The minute's Wi-Fi signal and CPU load, which the analytics read a poor stream's
+    cause from."""
+    if qos_type == "wifi_rssi":
+        out.wifi_rssi = values.get("avg_rssi")
+        return
+    cpu = [
+        values[name] for name in ("zoom_max_cpu_usage", "system_max_cpu_usage") if name in values
+    ]
+    if cpu:
+        out.cpu_usage = max(cpu)
 
 
 def _summary_item(item: QosItem, owner: Owner, when: float, out: Conversion) -> None:
     if not _known_type(item, out):
         return
     labels = (*owner, item.type)
-    _read_fields(item.details, _SUMMARY_FIELDS, _SUMMARY_OTHER, labels, when, out)
+    values = _read_fields(item.details, _SUMMARY_FIELDS, _SUMMARY_OTHER, labels, when, out)
     out.samples.extend(_resolution(item.details, f.P_WIDTH, f.P_HEIGHT, labels, when, out))
+    if item.type in MEDIA_TYPES:
+        get = values.get
+        mos = _mos(item.type, values, "avg_latency", "avg_jitter", "avg_loss")
+        summary = (item.type, get("avg_latency"), get("avg_jitter"), get("avg_loss"), mos)
+        out.summary.append(StreamSummary(*summary))
 
 
 def _read_fields(
@@ -414,6 +494,7 @@ def _call_qos(event: CallQosEvent) -> Conversion:
     out.info.append(
         _party_info(call.call_id, party.party_id, party.type, network, event.event_ts / 1000.0)
     )
+    out.client = ClientReport(network, "", "", "", "", "", (), "")
     if _call_ended(call.call_end_time, out):
         out.ended_calls.append(call.call_id)
     if not _known_type(sample, out, PHONE_DIRECTIONS):
@@ -444,7 +525,7 @@ def _call_qos(event: CallQosEvent) -> Conversion:
 def _call_qos_summary(event: CallQosSummaryEvent) -> Conversion:
     call = event.payload.object
     when = event.event_ts / 1000.0
-    out = Conversion()
+    out = Conversion(summary_of=("phone", call.call_id), summary_time=when)
     if _call_ended(call.call_end_time, out):
         out.ended_calls.append(call.call_id)
     for party in call.call_qos:
@@ -463,6 +544,9 @@ def _call_qos_summary(event: CallQosSummaryEvent) -> Conversion:
                 series.setdefault(name, []).append(value)
         out.info.append(_party_info(call.call_id, party.party_id, party.type, network, when))
         for direction, series in per_direction.items():
+            means = {name: sum(values) / len(values) for name, values in series.items()}
+            figures = ("network_delay", "jitter", "avg_loss", "mos")
+            out.summary.append(StreamSummary(direction, *(means.get(name) for name in figures)))
             labels = (call.call_id, party.party_id, party.type, direction)
             for name, values in series.items():
                 family = _PHONE_FIELDS[name][1]

@@ -131,14 +131,9 @@ class DataItem(_Item):
             "domain",
             "mac_addr",
             "harddisk_id",
-            "signaling_ip_address",
             "destination_ip_domain",
             "destination_ip_port",
-            *(
-                f"{what}_internal_ip_{part}"
-                for what in ("signaling", "audio", "video", "as")
-                for part in ("address", "port")
-            ),
+            *(f"{what}_internal_ip_port" for what in ("signaling", "audio", "video", "as")),
         }
     )
 
@@ -154,6 +149,22 @@ class DataItem(_Item):
     camera: Text = ""
     client: Text = ""  # *_data_summary: e.g. "Web video sdk 1.12.10"
     device_detail: Text = ""  # *_data_summary: e.g. "GoogleChromeSAB 130" (browser, version)
+    # read only to find the participant's site (analytics): never a label, never kept
+    signaling_ip_address: Text = ""  # the public address Zoom sees
+    signaling_internal_ip_address: Text = ""
+    audio_internal_ip_address: Text = ""
+    video_internal_ip_address: Text = ""
+    as_internal_ip_address: Text = ""
+
+    @property
+    def internal_addresses(self) -> tuple[str, ...]:
+        found = (
+            self.signaling_internal_ip_address,
+            self.audio_internal_ip_address,
+            self.video_internal_ip_address,
+            self.as_internal_ip_address,
+        )
+        return tuple(dict.fromkeys(a for a in found if a))
 
 
 class Participant(_Model):
@@ -192,7 +203,7 @@ class SessionObject(_Model):
 
 
 class _Payload(_Model):
-    _documented = frozenset({"account_id"})
+    account_id: Text = ""  # the Zoom account the event is about (analytics' ``account``)
 
 
 class _MeetingPayload(_Payload):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from zoom_qss_exporter.analytics.collector import QualityAnalytics
 from zoom_qss_exporter.ingest.convert import ConvertOptions, convert
 from zoom_qss_exporter.ingest.events import Event
 from zoom_qss_exporter.outcomes import Outcome
@@ -38,12 +39,14 @@ class Pipeline:
         health: HealthMetrics,
         options: PipelineOptions,
         sink: Sink | None = None,
+        analytics: QualityAnalytics | None = None,
     ) -> None:
         self.store = store
         self.fleet = fleet
         self.health = health
         self.options = options
         self.sink = sink
+        self.analytics = analytics
 
     def ingest(self, event: Event, now: float) -> Outcome:
         """``stale`` when the event held samples and not one of them was new;
@@ -52,14 +55,19 @@ class Pipeline:
         if self.sink is not None and not self.sink.offer(conversion, now):
             return Outcome.REJECTED_OVERLOAD
         skipped = conversion.skipped
-        counted, repeated = self.fleet.observe(conversion.fleet, now)
+        fresh, repeated = self.fleet.observe(conversion.fleet, now)
+        counted = len(fresh)
+        if self.analytics is not None:
+            new_summary = bool(conversion.summary) and self.fleet.ledger.first_sighting(
+                ("summary", *conversion.summary_of), conversion.summary_time, now
+            )
+            self.analytics.observe(conversion, fresh, new_summary)
         if repeated:
             skipped.extend(["already_counted"] * len(repeated))
         if skipped:
             self.health.count_skipped(skipped)
         if not self.options.per_participant:
-            fresh = counted > 0 or not conversion.fleet
-            return Outcome.ACCEPTED if fresh else Outcome.STALE
+            return Outcome.ACCEPTED if counted or not conversion.fleet else Outcome.STALE
         written = self.store.apply(conversion, now, repeated)
         if (conversion.samples or conversion.fleet) and not (written.written or counted):
             return Outcome.STALE
@@ -69,6 +77,8 @@ class Pipeline:
 
     def expire(self, now: float) -> int:
         self.fleet.ledger.expire(now)
+        if self.analytics is not None:
+            self.analytics.expire(now)
         if self.sink is not None:
             self.sink.expire(now)
         return self.store.expire(now)

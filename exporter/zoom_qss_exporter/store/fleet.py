@@ -91,16 +91,16 @@ class FleetMetrics(Collector):
 
     def observe(
         self, samples: Iterable[FleetSample], now: float
-    ) -> tuple[int, list[tuple[tuple[str, ...], float]]]:
-        """Count the samples not seen before; returns how many were counted, and the
-        (stream, time) of those counted before (redeliveries)."""
-        counted = 0
+    ) -> tuple[list[FleetSample], list[tuple[tuple[str, ...], float]]]:
+        """Count the samples not seen before; returns them, and the (stream, time) of those
+        counted before (redeliveries)."""
+        fresh: list[FleetSample] = []
         repeated: list[tuple[tuple[str, ...], float]] = []
         for sample in samples:
             if not self.ledger.first_sighting(sample.stream, sample.timestamp, now):
                 repeated.append((sample.stream, sample.timestamp))
                 continue
-            counted += 1
+            fresh.append(sample)
             key = (sample.product, sample.qos_type)
             self.samples.inc(key)
             if sample.product == "phone":
@@ -115,7 +115,7 @@ class FleetMetrics(Collector):
                 self.loss.observe(key, sample.loss)
             if sample.notification is not None:
                 self.notifications.inc((sample.product, sample.notification))
-        return counted, repeated
+        return fresh, repeated
 
     def collect(self) -> Iterator[Metric]:
         for metric in (self.latency, self.jitter, self.loss, self.mos):
