@@ -44,7 +44,7 @@ from zoom_qss_exporter.store.health import HealthMetrics
 from zoom_qss_exporter.store.series import SeriesStore, StoreLimits
 from zoom_qss_exporter.web.openapi import OPENAPI_PATH, openapi_bytes
 from zoom_qss_exporter.web.server import FastRoute, ListenerFilter, require_auth
-from zoom_qss_exporter.web.status import STATUS_JSON, Deliveries, render_html, snapshot
+from zoom_qss_exporter.web.status import STATUS_JSON, Check, Deliveries, render_html, snapshot
 from zoom_qss_exporter.web.transport import CoalescingHttpToolsProtocol, reporting_to
 
 log = logging.getLogger("zoom_qss_exporter")
@@ -222,7 +222,8 @@ class Exporter:
                 "events archived": self.archive.events_total,
                 "write errors": self.archive.errors_total,
             }
-        return snapshot(self.deliveries, self.clock(), s.web.webhook_path, parts)
+        checks = [_sites_check(self.analytics)] if self.analytics is not None else []
+        return snapshot(self.deliveries, self.clock(), s.web.webhook_path, parts, checks)
 
     async def landing(self, request: Request) -> Response:
         return HTMLResponse(render_html(self.status()))
@@ -256,6 +257,25 @@ def _analytics_status(analytics: QualityAnalytics) -> dict[str, Any]:
         "rows (site, client, path)": f"{len(analytics.site)}, {len(analytics.client)}, "
         f"{len(analytics.path)} of {analytics.options.limits.max_rows} each",
     }
+
+
+def _sites_check(analytics: QualityAnalytics) -> Check:
+    sites = analytics.sites
+    if sites.path is None:
+        return Check(
+            "sites file",
+            "wait",
+            "no --analytics.sites-file: every participant's site is external or unknown "
+            "(docs/analytics.md)",
+        )
+    if sites.last_error:
+        return Check(
+            "sites file",
+            "warn",
+            f"the last reload failed, the {len(sites.sites)} sites in force stay: "
+            f"{sites.last_error}",
+        )
+    return Check("sites file", "ok", f"{len(sites.sites)} sites from {sites.path}")
 
 
 def _address(host: str, port: int) -> str:

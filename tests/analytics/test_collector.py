@@ -321,3 +321,22 @@ def test_switched_off_there_are_no_analytics() -> None:
     assert exporter.analytics is None
     names = {metric.name for metric in exporter.registry.collect()}
     assert not any("stream_minutes" in name or "analytics" in name for name in names)
+
+
+def test_the_status_page_shows_the_sites_file(sites_file: Path) -> None:
+    def sites_line(exporter: Exporter) -> dict[str, str]:
+        checks = {c["name"]: c for c in exporter.status()["checklist"]}
+        return checks["sites file"]
+
+    exporter = feed_with(sites_file).exporter
+    assert sites_line(exporter)["state"] == "ok"
+    assert "1 sites from" in sites_line(exporter)["detail"]
+    assert exporter.status()["analytics"]["last reload error"] == "none"
+    sites_file.write_text("sites: 3\n")
+    exporter.reload_sites()
+    assert sites_line(exporter)["state"] == "warn"
+    assert "'sites' must be a list" in sites_line(exporter)["detail"]
+    assert sites_line(feed_with().exporter)["state"] == "wait"
+    assert "sites file" not in {
+        c["name"] for c in Exporter(Settings(analytics=None)).status()["checklist"]
+    }

@@ -221,9 +221,14 @@ def _ago(seconds: float) -> str:
 
 
 def snapshot(
-    deliveries: Deliveries, now: float, webhook_path: str, parts: dict[str, Any]
+    deliveries: Deliveries,
+    now: float,
+    webhook_path: str,
+    parts: dict[str, Any],
+    checks: Iterable[Check] = (),
 ) -> dict[str, Any]:
-    """The page's data, as ``/status.json`` serves it (docs/status.md)."""
+    """The page's data, as ``/status.json`` serves it (docs/status.md); ``checks`` are the
+    checklist lines of the other parts (the sites file)."""
     return {
         "version": __version__,
         "now": now,
@@ -231,7 +236,7 @@ def snapshot(
         "uptime_seconds": now - deliveries.started,
         "last_token_position": deliveries.last_token,
         "clock_skew_seconds": deliveries.skew(),
-        "checklist": [c._asdict() for c in checklist(deliveries, now, webhook_path)],
+        "checklist": [c._asdict() for c in (*checklist(deliveries, now, webhook_path), *checks)],
         "events": {name: asdict(deliveries.events[name]) for name in EVENTS},
         "deliveries": [d._asdict() for d in reversed(deliveries.recent)],
         **parts,
@@ -293,6 +298,7 @@ def render_html(data: dict[str, Any]) -> str:
     parts = []
     for title, key in (
         ("Store", "store"),
+        ("Analytics", "analytics"),
         ("Remote write", "remote_write"),
         ("Archive", "archive"),
     ):
