@@ -50,6 +50,7 @@ INFO_LABELS = (
     "network_type",
     "connection_type",
     "data_center",
+    "site",
     "client_version",
     "location",
     "microphone",
@@ -67,6 +68,7 @@ INFO_FROM_DATA = (
     "network_type",
     "connection_type",
     "data_center",
+    "site",
     "client_version",
     "location",
     "microphone",
@@ -232,7 +234,8 @@ PARTICIPANT_INFO = Family(
     INFO_LABELS,
     Lifetime.SUMMARY,
     "device, network_type, connection_type, data_center, version, location, microphone, "
-    "speaker, camera, client, device_detail, user_name, object.id, session_name",
+    "speaker, camera, client, device_detail, user_name, object.id, session_name; site: the "
+    "internal and public addresses matched to --analytics.sites-file",
     key=3,
 )
 PHONE_PARTY_INFO = Family(

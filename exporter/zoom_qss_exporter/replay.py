@@ -34,6 +34,9 @@ from pathlib import Path
 import httpx
 from prometheus_client import CollectorRegistry
 
+from zoom_qss_exporter.analytics.collector import AnalyticsOptions, QualityAnalytics
+from zoom_qss_exporter.analytics.flags import add_site_arguments, sites_from_args
+from zoom_qss_exporter.analytics.sites import SitesFile
 from zoom_qss_exporter.config import add_privacy_arguments, convert_options_from_args
 from zoom_qss_exporter.flags import TOKEN_ENV, ConfigError, first_token, parse_duration
 from zoom_qss_exporter.ingest.archive import ArchivedEvent, read_archive
@@ -121,6 +124,7 @@ def add_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -
     )
     add_remote_write_arguments(parser, environ)
     add_privacy_arguments(parser, environ)  # the labels of the exporter that received them
+    add_site_arguments(parser, environ)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("give exactly one of --remote-write.url and --target")
         if options is not None:
             check_options(options)
+        sites = sites_from_args(args)
     except (ConfigError, RemoteWriteError) as error:
         print(f"zoom-qss-exporter replay: error: {error}", file=sys.stderr)
         return 2
@@ -142,7 +147,9 @@ def run(args: argparse.Namespace) -> int:
         if options is not None:
             convert = convert_options_from_args(args)
             asyncio.run(
-                to_remote_write(events, options, convert, args.drain_timeout, report, deadline)
+                to_remote_write(
+                    events, options, convert, args.drain_timeout, report, deadline, sites
+                )
             )
         else:
             to_webhook(events, args.target, args.secret_token, args.drain_timeout, report, deadline)
@@ -175,9 +182,11 @@ async def to_remote_write(
     drain_timeout: float,
     report: ReplayReport,
     deadline: float = math.inf,
+    sites: SitesFile | None = None,
 ) -> None:
     """Each event through the pipeline into the queue, waiting whenever the queue is full,
-    until ``deadline`` (monotonic); the rest is counted as not replayed."""
+    until ``deadline`` (monotonic); the rest is counted as not replayed. ``sites``: where
+    the participants are placed, as the exporter did (None: analytics off, no site)."""
     queue = RemoteWriteQueue(options)
     # archived events are all old: sent together, in order (the engine needs an out-of-order
     # window for them anyway, docs/remote-write.md)
@@ -190,6 +199,7 @@ async def to_remote_write(
         HealthMetrics(CollectorRegistry()),
         PipelineOptions(convert, per_participant=False),
         sink,
+        QualityAnalytics(AnalyticsOptions(sites=sites)) if sites is not None else None,
     )
     queue.start()
     remaining = iter(events)

@@ -84,6 +84,7 @@ class Conversion:
     # for the analytics
     account: str = ""  # payload.account_id
     client: ClientReport | None = None  # from a *_data event
+    site: str = ""  # where the analytics placed ``client`` (the pipeline sets it)
     wifi_rssi: float | None = None  # this minute's average RSSI (dBm), from its wifi_rssi item
     cpu_usage: float | None = None  # this minute's highest Zoom or system CPU usage (0-1)
     summary: list[StreamSummary] = field(default_factory=list)  # a *_qos_summary's streams

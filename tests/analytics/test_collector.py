@@ -326,7 +326,8 @@ def test_switched_off_there_are_no_analytics() -> None:
 def test_the_status_page_shows_the_sites_file(sites_file: Path) -> None:
     def sites_line(exporter: Exporter) -> dict[str, str]:
         checks = {c["name"]: c for c in exporter.status()["checklist"]}
-        return checks["sites file"]
+        line: dict[str, str] = checks["sites file"]
+        return line
 
     exporter = feed_with(sites_file).exporter
     assert sites_line(exporter)["state"] == "ok"

@@ -6,31 +6,13 @@ from __future__ import annotations
 import pytest
 
 from conftest import LiveExporter, SeriesKey, example, key, ongoing_call, parse_metrics
-from zoom_qss_exporter.families import ALL_FAMILIES
+from zoom_qss_exporter.families import ALL_FAMILIES, INFO_LABELS
 
 MEETING = "4444AAAiAAAAAiAiAiiAii=="
 SESSION = "4567UVWxYZABCdEfGhiJkl=="
 CALL = "6971668082545971778"
 CALLER = "KLN56y2cSzu0pWxUSec4RQ"
-EMPTY_INFO = dict.fromkeys(
-    (
-        "user_name",
-        "device",
-        "network_type",
-        "connection_type",
-        "data_center",
-        "client_version",
-        "location",
-        "microphone",
-        "speaker",
-        "camera",
-        "meeting_number",
-        "session_name",
-        "client",
-        "device_detail",
-    ),
-    "",
-)
+EMPTY_INFO = dict.fromkeys(INFO_LABELS[3:], "")  # every info label but the owner's
 # *_data_summary of meetings and sessions: the web (Video SDK) client's own description
 WEB_CLIENT = {"client": "Web video sdk 1.12.10", "device_detail": "GoogleChromeSAB 130"}
 DATA_INFO = {
@@ -39,6 +21,7 @@ DATA_INFO = {
     "network_type": "Wired",
     "connection_type": "P2P",
     "data_center": "SC",
+    "site": "external",  # its addresses (127.0.0.1, 192.0.2.1) are in no site: no sites file
     "client_version": "4.4.55383.0716",
     "location": "New York",
     "microphone": "Plantronics BT600",

@@ -114,19 +114,16 @@ def test_every_family_gets_sorted_unique_labels_with_its_name(family: f.Family) 
 
 
 def test_empty_values_are_left_out() -> None:
-    values = (
-        "meeting",
-        "uuid",
-        "p1",
-        "Ada",
-        "Mac",
-        "",
-        "",
-        "SC",
-        *[""] * 7,
-        "",
-        "GoogleChromeSAB 130",
-    )
+    named = {
+        "product": "meeting",
+        "meeting_id": "uuid",
+        "participant_id": "p1",
+        "user_name": "Ada",
+        "device": "Mac",
+        "data_center": "SC",
+        "device_detail": "GoogleChromeSAB 130",
+    }
+    values = tuple(named.get(label, "") for label in INFO_LABELS)
     labels = dict(series_labels(PARTICIPANT_INFO, values))
     assert labels == {
         "__name__": "zoom_participant_info",

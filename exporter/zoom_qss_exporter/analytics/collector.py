@@ -18,6 +18,7 @@ from zoom_qss_exporter.analytics.profiles import Profile, Profiles
 from zoom_qss_exporter.analytics.rows import RowTable
 from zoom_qss_exporter.analytics.sites import SitesFile
 from zoom_qss_exporter.analytics.thresholds import QualityThresholds
+from zoom_qss_exporter.families import PARTICIPANT_INFO
 from zoom_qss_exporter.samples import ClientReport, Conversion, FleetSample
 
 MEDIA_TYPES = frozenset(
@@ -114,6 +115,20 @@ class QualityAnalytics(Collector):
 
     # --- feeding --------------------------------------------------------------------------
 
+    def place(self, conversion: Conversion) -> None:
+        """The site of a ``*_data`` event's participant, into the conversion and its info
+        series (so that alerts and dashboards can select by site); its addresses go no
+        further."""
+        client, owner = conversion.client, conversion.owner
+        if client is None or owner is None or owner[0] == "phone":
+            return
+        site, malformed = self.sites.sites.match(client.internal_addresses, client.public_address)
+        self.invalid_addresses += malformed
+        conversion.site = site
+        for update in conversion.info:
+            if update.family is PARTICIPANT_INFO and update.values:
+                update.values["site"] = site
+
     def observe(self, conversion: Conversion, fresh: list[FleetSample], new_summary: bool) -> None:
         """``fresh``: the conversion's fleet samples counted for the first time;
         ``new_summary``: its summary (if any) is not a redelivery."""
@@ -124,7 +139,7 @@ class QualityAnalytics(Collector):
             return
         key = hash(owner)
         if conversion.client is not None:
-            profile = self._profile(conversion.client)
+            profile = self._profile(conversion.client, conversion.site)
             self.profiles.put(key, profile)
         else:
             profile = self.profiles.get(key)
@@ -190,11 +205,9 @@ class QualityAnalytics(Collector):
             if summary_poor(conversion.summary, t):
                 call[1] += 1
 
-    def _profile(self, client: ClientReport) -> Profile:
-        site, malformed = self.sites.sites.match(client.internal_addresses, client.public_address)
-        self.invalid_addresses += malformed
+    def _profile(self, client: ClientReport, site: str) -> Profile:
         return Profile(
-            site,
+            site or d.UNKNOWN,
             d.network_type(client.network_type),
             d.connection_type(client.connection_type),
             self.data_centers(d.data_center(client.data_center)),

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from zoom_qss_exporter.analytics.collector import MAX_ACCOUNT, AnalyticsLimits
-from zoom_qss_exporter.analytics.sites import load_sites
+from zoom_qss_exporter.analytics.sites import SitesFile, load_sites
 from zoom_qss_exporter.analytics.thresholds import QualityThresholds, load_thresholds
 from zoom_qss_exporter.flags import ConfigError, env_flag, env_switch, positive_int
 
@@ -26,8 +26,9 @@ class AnalyticsSettings:
     max_participants: int = AnalyticsLimits.max_participants
 
 
-def add_analytics_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
-    flag = partial(env_flag, parser, environ)
+def add_site_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    """``--analytics.enabled`` and ``--analytics.sites-file``: shared by ``serve`` and
+    ``replay`` (which must give participants the site the exporter gave them)."""
     env_switch(
         parser,
         environ,
@@ -36,13 +37,30 @@ def add_analytics_arguments(parser: argparse.ArgumentParser, environ: Mapping[st
         "Quality analytics: stream-minutes good and poor by site, network, account, client "
         "and data center, with a likely cause (docs/analytics.md).",
     )
-    flag(
+    env_flag(
+        parser,
+        environ,
         "--analytics.sites-file",
         str,
         "",
         "YAML file of sites and their subnets (docs/analytics.md); reloaded on SIGHUP and "
         "when it changes. Empty: every participant's site is external or unknown.",
     )
+
+
+def sites_from_args(args: argparse.Namespace) -> SitesFile | None:
+    """The sites file, loaded (SitesError names the line); None when the analytics are off."""
+    if not getattr(args, "analytics.enabled"):
+        return None
+    path = getattr(args, "analytics.sites_file")
+    sites = SitesFile(Path(path) if path else None)
+    sites.load(0.0)
+    return sites
+
+
+def add_analytics_arguments(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> None:
+    flag = partial(env_flag, parser, environ)
+    add_site_arguments(parser, environ)
     flag(
         "--analytics.thresholds-file",
         str,

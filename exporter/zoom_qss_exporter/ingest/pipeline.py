@@ -52,6 +52,8 @@ class Pipeline:
         """``stale`` when the event held samples and not one of them was new;
         ``rejected_overload`` when the sink is full (nothing is applied then)."""
         conversion = convert(event, self.options.convert)
+        if self.analytics is not None:
+            self.analytics.place(conversion)
         if self.sink is not None and not self.sink.offer(conversion, now):
             return Outcome.REJECTED_OVERLOAD
         skipped = conversion.skipped
