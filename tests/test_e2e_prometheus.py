@@ -51,12 +51,12 @@ def test_prometheus_scrapes_simulated_traffic(
     assert report.ok, report.first_failure
     manifest = json.loads(manifest_path.read_text())
     participants = {
-        p["participant_id"]: p["degraded"]
+        p["participant_id"]: p["cause"]
         for instance in manifest["instances"]
         for p in instance["participants"]
     }
     calls = {c["call_id"]: c["degraded"] for c in manifest["phone_calls"]}
-    assert any(participants.values()) and not all(participants.values())
+    assert {None, "network"} <= set(participants.values())
 
     worst_latency = 'max by (participant_id) (zoom_qos_latency_seconds{qos_type="audio_input"})'
     latencies = wait_for(
@@ -65,10 +65,10 @@ def test_prometheus_scrapes_simulated_traffic(
             by_label(query(prometheus_url, worst_latency), "participant_id")
         ),
     )
-    for participant, degraded in participants.items():
-        if degraded:
+    for participant, cause in participants.items():
+        if cause in ("network", "latency"):  # a bad or a far network: late packets
             assert latencies[participant] >= 0.3, participant
-        else:
+        else:  # healthy, or packets lost near the client (a weak Wi-Fi, a busy CPU): on time
             assert latencies[participant] <= 0.08, participant
 
     worst_mos = "min by (call_id) (zoom_phone_mos)"
