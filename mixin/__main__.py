@@ -1,7 +1,12 @@
-"""``python -m mixin [--check]``: write rules/ and dashboards/ from mixin/thresholds.yaml.
+"""``python -m mixin [--check] [--quality FILE]``: write rules/ and dashboards/ from
+mixin/thresholds.yaml and the exporter's quality thresholds (what makes a stream poor).
 
-With ``--check`` nothing is written: the exit status is 1 and the stale files are named when
-the committed files differ from what the thresholds give (tests/test_rules.py runs this).
+``--quality FILE`` reads those from FILE instead of the exporter's shipped
+zoom_qss_exporter/analytics/quality.yaml: the copy the exporter runs with
+(``--analytics.thresholds-file FILE``), so that the alerts and dashboards call poor what its
+analytics counters count as poor. With ``--check`` nothing is written: the exit status is 1 and
+the stale files are named when the committed files differ from what the thresholds give
+(tests/test_rules.py runs this).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .config import THRESHOLDS, ConfigError, load
+from .config import QUALITY, THRESHOLDS, ConfigError, load
 from .dashboards import all_dashboards
 from .rules import alert_groups, recording_groups
 
@@ -41,9 +46,9 @@ def render_yaml(groups: list[dict[str, Any]]) -> str:
     return HEADER + body
 
 
-def outputs(thresholds: Path = THRESHOLDS) -> dict[Path, str]:
+def outputs(thresholds: Path = THRESHOLDS, quality: Path = QUALITY) -> dict[Path, str]:
     """Every generated file (relative to the repository) and its content."""
-    config = load(thresholds)
+    config = load(thresholds, quality)
     files = {
         Path("rules/zoom-qss-alerts.yaml"): render_yaml(alert_groups(config)),
         Path("rules/zoom-qss-recording.yaml"): render_yaml(recording_groups(config)),
@@ -58,9 +63,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mixin", description=__doc__)
     parser.add_argument("--check", action="store_true", help="only report stale files")
     parser.add_argument("--thresholds", type=Path, default=THRESHOLDS)
+    parser.add_argument(
+        "--quality",
+        type=Path,
+        default=QUALITY,
+        metavar="FILE",
+        help="the quality thresholds (poor latency, jitter, loss, MOS): the file the exporter "
+        "runs with as --analytics.thresholds-file (default: the exporter's shipped one)",
+    )
     args = parser.parse_args(argv)
     try:
-        files = outputs(args.thresholds)
+        files = outputs(args.thresholds, args.quality)
     except ConfigError as error:
         print(f"mixin: {error}", file=sys.stderr)
         return 2

@@ -1,7 +1,7 @@
 """The four Grafana dashboards: fleet overview, meeting drill-down, phone calls, exporter health.
 
-Thresholds drawn on panels are the alerts' (from thresholds.yaml); every rate over the fleet
-histograms comes from the recording rules, so the dashboards stay cheap at any scale.
+Thresholds drawn on panels are the alerts' (quality.yaml and thresholds.yaml); every rate over
+the fleet histograms comes from the recording rules, so the dashboards stay cheap at any scale.
 """
 
 from __future__ import annotations
