@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from .analytics import analytics_groups
 from .config import QUALITY, THRESHOLDS, ConfigError, load
 from .dashboards import all_dashboards
 from .rules import alert_groups, recording_groups
@@ -52,6 +53,7 @@ def outputs(thresholds: Path = THRESHOLDS, quality: Path = QUALITY) -> dict[Path
     files = {
         Path("rules/zoom-qss-alerts.yaml"): render_yaml(alert_groups(config)),
         Path("rules/zoom-qss-recording.yaml"): render_yaml(recording_groups(config)),
+        Path("rules/zoom-qss-analytics.yaml"): render_yaml(analytics_groups()),
     }
     for name, board in all_dashboards(config).items():
         text = json.dumps(board, indent=2, ensure_ascii=False) + "\n"

@@ -17,9 +17,11 @@ from mixin.__main__ import outputs
 from mixin.config import QUALITY
 from mixin_harness import (
     ALERT_FILE,
+    ANALYTICS_FILE,
     ONE_INFO,
     RECORDING_FILE,
     ROOT,
+    RULE_FILES,
     RULES,
     known_metrics,
     load_yaml,
@@ -51,7 +53,7 @@ def test_generated_files_are_up_to_date() -> None:
 
 def test_promtool_check_rules_is_clean() -> None:
     result = subprocess.run(
-        [promtool(), "check", "rules", "--lint=all", "--lint-fatal", ALERT_FILE, RECORDING_FILE],
+        [promtool(), "check", "rules", "--lint=all", "--lint-fatal", *RULE_FILES],
         capture_output=True,
         text=True,
         timeout=60,
@@ -123,7 +125,7 @@ def test_recording_rules_are_named_level_metric_operations() -> None:
 
 def test_rules_read_only_metrics_that_exist() -> None:
     known = known_metrics()
-    for rule in rules(ALERT_FILE) + rules(RECORDING_FILE):
+    for rule in (rule for path in RULE_FILES for rule in rules(path)):
         unknown = metric_names(rule["expr"]) - known
         assert not unknown, (rule.get("alert") or rule.get("record"), unknown)
         for text in rule.get("annotations", {}).values():
@@ -181,7 +183,8 @@ def test_the_poor_thresholds_are_the_exporters_quality_file(tmp_path: Path) -> N
     """One copy of what makes a stream poor: mixin/thresholds.yaml holds none of it, and the
     operator's quality file (the exporter's --analytics.thresholds-file) reaches the alerts,
     the recording rules and the lines drawn on the dashboards."""
-    assert "warning" not in _keys(load_yaml(ROOT / "mixin" / "thresholds.yaml"))
+    mixin = load_yaml(ROOT / "mixin" / "thresholds.yaml")
+    assert "warning" not in _keys(mixin["participant"]) | _keys(mixin["mos"])
     files = outputs(quality=_quality(tmp_path, latency=0.3, jitter=0.05, packet_loss=0.08, mos=3.6))
     recording = files[Path("rules/zoom-qss-recording.yaml")]
     for condition in ("> 0.3\n", "> 0.05\n", "> 0.08\n", "< 3.6\n"):
@@ -220,6 +223,31 @@ def test_the_quality_option(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", UNIT_TESTS, ids=lambda p: p.name)
-def test_unit_test_files_load_both_rule_files(path: Path) -> None:
-    files = load_yaml(path)["rule_files"]
-    assert sorted(files) == ["../zoom-qss-alerts.yaml", "../zoom-qss-recording.yaml"]
+def test_unit_test_files_load_the_rule_files_they_test(path: Path) -> None:
+    """The alerts read the recording rules: their tests load both. The analytics' rules read
+    only the counters: their tests load them alone."""
+    files = sorted(load_yaml(path)["rule_files"])
+    if path.name == "analytics.yaml":
+        assert files == ["../zoom-qss-analytics.yaml"]
+    else:
+        assert files == ["../zoom-qss-alerts.yaml", "../zoom-qss-recording.yaml"]
+
+
+def test_every_analytics_rule_is_unit_tested() -> None:
+    """Each recorded analytics series is asserted in rules/tests/analytics.yaml."""
+    tested = {
+        check["expr"]
+        for case in load_yaml(RULES / "tests" / "analytics.yaml")["tests"]
+        for check in case["promql_expr_test"]
+    }
+    for name in recorded_names(ANALYTICS_FILE):
+        assert any(re.search(rf"(?<![:\w]){re.escape(name)}(?![:\w])", e) for e in tested), name
+
+
+def test_analytics_rules_read_five_minutes_of_raw_counters() -> None:
+    """Cheap at every evaluation: the rules read 5 minutes of the counters, or this
+    evaluation's recorded rates; the long windows are the dashboards' (from recorded rates)."""
+    for rule in rules(ANALYTICS_FILE):
+        windows = re.findall(r"\[([^\]]+)\]", rule["expr"])
+        assert windows in ([], ["5m"]), (rule["record"], windows)
+        assert "_over_time" not in rule["expr"] and "offset" not in rule["expr"], rule["record"]
