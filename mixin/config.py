@@ -74,6 +74,8 @@ class Config:
     signature_window: Duration
     series_cap_ratio: float
     wifi_rssi_dbm: float
+    trends_poor_share: Figure
+    trends_week_over_week: float
 
     @property
     def media_regex(self) -> str:
@@ -94,6 +96,7 @@ def load(path: Path = THRESHOLDS, quality: Path = QUALITY) -> Config:
     fleet = reader.section("fleet")
     exporter = reader.section("exporter")
     display = reader.section("dashboards")
+    trends = reader.section("trends")
     config = Config(
         runbook_url=reader.text("runbook_url"),
         exporter_selector=reader.text("exporter_selector"),
@@ -113,9 +116,11 @@ def load(path: Path = THRESHOLDS, quality: Path = QUALITY) -> Config:
         signature_window=exporter.duration("signature_window"),
         series_cap_ratio=exporter.number("series_cap_ratio", 0.0, 1.0),
         wifi_rssi_dbm=display.number("wifi_rssi_dbm", -120.0, 0.0),
+        trends_poor_share=trends.levels("poor_share"),
+        trends_week_over_week=trends.number("week_over_week", 0.0, 1.0),
     )
     mos.moved("warning", f"poor.mos of {quality.name}")
-    for section in (reader, participant, mos, fleet, exporter, display):
+    for section in (reader, participant, mos, fleet, exporter, display, trends):
         section.done()
     return config
 
@@ -177,6 +182,15 @@ class _Reader:
             kind = "a whole number" if whole else "a number"
             raise ConfigError(f"{self.where}.{key}: {kind} from {low:g} to {high:g} is required")
         return float(value)
+
+    def levels(self, key: str) -> Figure:
+        """A share's ``info`` and ``warning`` levels, both required, info below warning."""
+        section = self.section(key)
+        info, warning = section.number("info", 0.0, 1.0), section.number("warning", 0.0, 1.0)
+        section.done()
+        if info >= warning:
+            raise ConfigError(f"{section.where}: info must be below warning")
+        return Figure(warning=warning, info=info)
 
     def figure(self, key: str, warning: float, quality: Path, *, ratio: bool = False) -> Figure:
         """The figure's ``info`` level, if any, below its ``warning`` (poor) from quality.yaml;

@@ -158,6 +158,7 @@ def test_thresholds_file_is_strict(tmp_path: Path) -> None:
             "participant.latency.warning: set it as poor.latency of quality.yaml",
         ),
         (("  for: 2m", "  for: 2m\n  warning: 3.6"), "mos.warning: set it as poor.mos of"),
+        (("    info: 0.03", "    info: 0.2"), "trends.poor_share: info must be below warning"),
     ):
         assert edit[0] in source
         broken.write_text(source.replace(edit[0], edit[1], 1))
