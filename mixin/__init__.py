@@ -1,2 +1,4 @@
-"""The monitoring mixin: Prometheus rules and Grafana dashboards generated from one thresholds
-file (``mixin/thresholds.yaml``). Run ``python -m mixin`` from the repository to regenerate."""
+"""The monitoring mixin: Prometheus rules and Grafana dashboards generated from the exporter's
+quality thresholds (``zoom_qss_exporter/analytics/quality.yaml``: what makes a stream poor) and
+the mixin's own settings (``mixin/thresholds.yaml``). Run ``python -m mixin`` from the repository
+to regenerate."""

@@ -1,5 +1,12 @@
-"""``thresholds.yaml``, read strictly: a typo in the one place that configures every alert must
-fail the build, not silently keep a default."""
+"""``thresholds.yaml`` and the exporter's ``quality.yaml``, read strictly: a typo in either must
+fail the build, not silently keep a default.
+
+What makes a stream "poor" (the warning thresholds of latency, jitter and packet loss, and the
+MOS below which audio is poor) is the exporter's: ``zoom_qss_exporter/analytics/quality.yaml``,
+which its analytics counters read too (``--analytics.thresholds-file``), so that the alerts, the
+dashboards' lines and the counted poor stream-minutes cannot disagree. ``thresholds.yaml`` holds
+the rest: the ``info`` levels, durations, selectors and what only the rules and dashboards use.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,11 @@ from typing import Any
 
 import yaml
 
+from zoom_qss_exporter.analytics.thresholds import DEFAULT_FILE, load_thresholds
+from zoom_qss_exporter.flags import ConfigError as QualityError
+
 THRESHOLDS = Path(__file__).resolve().parent / "thresholds.yaml"
+QUALITY = DEFAULT_FILE  # the exporter's shipped quality.yaml
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -32,7 +43,8 @@ class Duration:
 
 @dataclass(frozen=True)
 class Figure:
-    """Thresholds of one per-participant figure, by severity (``info`` optional)."""
+    """Thresholds of one per-participant figure, by severity: ``warning`` (poor) from
+    quality.yaml, ``info`` (optional) from thresholds.yaml."""
 
     warning: float
     info: float | None = None
@@ -62,13 +74,21 @@ class Config:
     signature_window: Duration
     series_cap_ratio: float
     wifi_rssi_dbm: float
+    trends_poor_share: Figure
+    trends_week_over_week: float
 
     @property
     def media_regex(self) -> str:
         return "|".join(self.media_qos_types)
 
 
-def load(path: Path = THRESHOLDS) -> Config:
+def load(path: Path = THRESHOLDS, quality: Path = QUALITY) -> Config:
+    """``path`` (thresholds.yaml) with the poor thresholds of ``quality`` (quality.yaml: the
+    shipped one, or the operator's copy that the exporter runs with)."""
+    try:
+        poor = load_thresholds(quality)
+    except QualityError as error:
+        raise ConfigError(str(error)) from None
     raw = yaml.safe_load(path.read_text())
     reader = _Reader(raw, path.name)
     participant = reader.section("participant")
@@ -76,16 +96,17 @@ def load(path: Path = THRESHOLDS) -> Config:
     fleet = reader.section("fleet")
     exporter = reader.section("exporter")
     display = reader.section("dashboards")
+    trends = reader.section("trends")
     config = Config(
         runbook_url=reader.text("runbook_url"),
         exporter_selector=reader.text("exporter_selector"),
         media_qos_types=reader.names("media_qos_types"),
         participant_for=participant.duration("for"),
-        latency=participant.figure("latency"),
-        jitter=participant.figure("jitter"),
-        packet_loss=participant.figure("packet_loss", ratio=True),
+        latency=participant.figure("latency", poor.latency, quality),
+        jitter=participant.figure("jitter", poor.jitter, quality),
+        packet_loss=participant.figure("packet_loss", poor.packet_loss, quality, ratio=True),
         mos_for=mos.duration("for"),
-        mos_warning=mos.number("warning", 1.0, 5.0),
+        mos_warning=poor.mos,
         fleet_for=fleet.duration("for"),
         fleet_min_participants=int(fleet.number("min_participants", 1, 1e9, whole=True)),
         fleet_ratio=fleet.number("ratio", 0.0, 1.0),
@@ -95,8 +116,11 @@ def load(path: Path = THRESHOLDS) -> Config:
         signature_window=exporter.duration("signature_window"),
         series_cap_ratio=exporter.number("series_cap_ratio", 0.0, 1.0),
         wifi_rssi_dbm=display.number("wifi_rssi_dbm", -120.0, 0.0),
+        trends_poor_share=trends.levels("poor_share"),
+        trends_week_over_week=trends.number("week_over_week", 0.0, 1.0),
     )
-    for section in (reader, participant, mos, fleet, exporter, display):
+    mos.moved("warning", f"poor.mos of {quality.name}")
+    for section in (reader, participant, mos, fleet, exporter, display, trends):
         section.done()
     return config
 
@@ -114,6 +138,14 @@ class _Reader:
         if key not in self.raw:
             raise ConfigError(f"{self.where}.{key}: missing")
         return self.raw.pop(key)
+
+    def moved(self, key: str, where: str) -> None:
+        """A key that lives in quality.yaml now: say where, rather than "unknown key"."""
+        if key in self.raw:
+            raise ConfigError(
+                f"{self.where}.{key}: set it as {where} (one file for the "
+                "exporter, the alerts and the dashboards)"
+            )
 
     def done(self) -> None:
         if self.raw:
@@ -151,12 +183,25 @@ class _Reader:
             raise ConfigError(f"{self.where}.{key}: {kind} from {low:g} to {high:g} is required")
         return float(value)
 
-    def figure(self, key: str, *, ratio: bool = False) -> Figure:
+    def levels(self, key: str) -> Figure:
+        """A share's ``info`` and ``warning`` levels, both required, info below warning."""
         section = self.section(key)
+        info, warning = section.number("info", 0.0, 1.0), section.number("warning", 0.0, 1.0)
+        section.done()
+        if info >= warning:
+            raise ConfigError(f"{section.where}: info must be below warning")
+        return Figure(warning=warning, info=info)
+
+    def figure(self, key: str, warning: float, quality: Path, *, ratio: bool = False) -> Figure:
+        """The figure's ``info`` level, if any, below its ``warning`` (poor) from quality.yaml;
+        the section itself may be absent (no info level)."""
+        section = _Reader(self.raw.pop(key, {}), f"{self.where}.{key}")
+        section.moved("warning", f"poor.{key} of {quality.name}")
         high = 1.0 if ratio else 60.0
-        warning = section.number("warning", 0.0, high)
         info = section.number("info", 0.0, high) if "info" in section.raw else None
         section.done()
         if info is not None and info >= warning:
-            raise ConfigError(f"{section.where}: info must be below warning")
+            raise ConfigError(
+                f"{section.where}: info must be below warning, poor.{key} of {quality}: {warning:g}"
+            )
         return Figure(warning=warning, info=info)

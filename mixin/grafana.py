@@ -73,6 +73,7 @@ class Panel:
     options: Json = field(default_factory=dict)
     custom: Json = field(default_factory=dict)
     transformations: list[Json] = field(default_factory=list)
+    interval: str | None = None  # the smallest $__interval (Grafana's "Min interval")
 
     def to_json(self, panel_id: int, x: int, y: int) -> Json:
         defaults: Json = {"unit": self.unit, "mappings": self.mappings, "links": self.links}
@@ -102,6 +103,8 @@ class Panel:
         }
         if self.transformations:
             panel["transformations"] = self.transformations
+        if self.interval:
+            panel["interval"] = self.interval
         return panel
 
 
@@ -122,6 +125,7 @@ class PanelOptions(TypedDict, total=False):
     overrides: list[Json]
     options: Json
     custom: Json
+    interval: str | None
 
 
 @dataclass
@@ -209,9 +213,13 @@ def table(
     *,
     columns: list[str],
     renames: dict[str, str] | None = None,
+    sort_by: str | None = None,
+    limit: int | None = None,
     **kw: Unpack[PanelOptions],
 ) -> Panel:
-    """Instant queries merged into one table, showing ``columns`` in that order.
+    """Instant queries merged into one table, showing ``columns`` in that order; the rows
+    sorted by the column ``sort_by`` (its name before renaming), largest first, and only the
+    first ``limit`` kept, when given.
 
     Grafana's ``merge`` joins the queries' rows on every label they share and keeps apart
     rows whose shared labels differ, ``__name__`` included (``organize`` hides it only
@@ -227,8 +235,13 @@ def table(
         "indexByName": {name: index for index, name in enumerate(columns)},
         "renameByName": renames,
     }
-    transformations = [
-        {"id": "merge", "options": {}},
+    transformations: list[Json] = [{"id": "merge", "options": {}}]
+    if sort_by:
+        sort = [{"field": sort_by, "desc": True}]
+        transformations.append({"id": "sortBy", "options": {"fields": {}, "sort": sort}})
+    if limit:
+        transformations.append({"id": "limit", "options": {"limitField": limit}})
+    transformations += [
         {"id": "filterFieldsByName", "options": {"include": {"names": columns}}},
         {"id": "organize", "options": organize},
     ]

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RULES = ROOT / "rules"
 ALERT_FILE = RULES / "zoom-qss-alerts.yaml"
 RECORDING_FILE = RULES / "zoom-qss-recording.yaml"
+ANALYTICS_FILE = RULES / "zoom-qss-analytics.yaml"  # the quality analytics' recording rules
+RULE_FILES = (ALERT_FILE, RECORDING_FILE, ANALYTICS_FILE)
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
 ONE_INFO = "topk by (product, meeting_id, participant_id) (1, zoom_participant_info"
 QUERY_RESULT = re.compile(r"^query_result\((.*)\)$", re.S)
@@ -42,6 +44,23 @@ _OTHER_METRICS = {
     "zoom_qss_exporter_last_event_timestamp_seconds",
     "zoom_qss_exporter_build_info",
 }
+# The quality analytics' counters and self-metrics (exporter/zoom_qss_exporter/analytics).
+ANALYTICS_METRICS = {
+    "zoom_qos_stream_minutes_total",
+    "zoom_qos_poor_stream_minutes_total",
+    "zoom_qos_client_stream_minutes_total",
+    "zoom_qos_client_poor_stream_minutes_total",
+    "zoom_qos_path_stream_minutes_total",
+    "zoom_qos_path_poor_stream_minutes_total",
+    "zoom_qos_participations_total",
+    "zoom_qos_poor_participations_total",
+    "zoom_phone_calls_total",
+    "zoom_phone_poor_calls_total",
+    "zoom_qss_exporter_analytics_rows",
+    "zoom_qss_exporter_analytics_folds_total",
+    "zoom_qss_exporter_analytics_sites",
+    "zoom_qss_exporter_analytics_sites_reloads_total",
+}
 
 
 # --- rules --------------------------------------------------------------------------------------
@@ -55,13 +74,17 @@ def rules(path: Path) -> list[dict[str, Any]]:
     return [rule for group in load_yaml(path)["groups"] for rule in group["rules"]]
 
 
-def recorded_names() -> set[str]:
-    return {rule["record"] for rule in rules(RECORDING_FILE)}
+def recorded_names(*paths: Path) -> set[str]:
+    """The series the recording rules of ``paths`` (all the rule files if none) record."""
+    return {
+        rule["record"] for path in paths or RULE_FILES for rule in rules(path) if "record" in rule
+    }
 
 
 def known_metrics() -> set[str]:
     """Every series name the rules and dashboards may read."""
-    names = {family.name for family in ALL_FAMILIES} | _OTHER_METRICS | recorded_names()
+    names = {family.name for family in ALL_FAMILIES} | _OTHER_METRICS | ANALYTICS_METRICS
+    names |= recorded_names()
     histograms = [n for n in _OTHER_METRICS if not n.endswith("_total") and "fleet" in n]
     histograms.append("zoom_qss_exporter_event_processing_seconds")
     for name in histograms:
@@ -101,18 +124,26 @@ def variables(board: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def substitute(text: str, values: dict[str, str]) -> str:
     """Grafana's interpolation of ``$name`` / ``${name}``, for the values given."""
-    builtins = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
+    # $__interval: 5m, the smallest the Trends panels that use it allow ("interval")
+    builtins = {"__rate_interval": "1m", "__interval": "5m", "__range": "5m"}
     merged = {**builtins, **values}
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: merged[m.group(1) or m.group(2)], text)
 
 
 def default_values(board: dict[str, Any]) -> dict[str, str]:
-    """Every variable as "All" (multi) or a placeholder value."""
-    return {
-        name: ".+" if var.get("multi") else "placeholder"
-        for name, var in variables(board).items()
-        if name != "datasource"
-    }
+    """Every variable as "All" (multi), its selected or first option (custom), or a
+    placeholder value."""
+    values = {}
+    for name, var in variables(board).items():
+        if name == "datasource":
+            continue
+        if var.get("multi"):
+            values[name] = ".+"
+        elif var["type"] == "custom":
+            values[name] = var["current"].get("value") or var["query"].split(",")[0]
+        else:
+            values[name] = "placeholder"
+    return values
 
 
 def queries(board: dict[str, Any]) -> Iterator[tuple[str, str]]:

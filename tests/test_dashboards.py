@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from mixin_harness import (
+    ANALYTICS_FILE,
     DASHBOARDS,
     ONE_INFO,
     QUERY_RESULT,
@@ -25,6 +26,7 @@ from mixin_harness import (
     panels,
     promtool,
     queries,
+    recorded_names,
     substitute,
     variables,
 )
@@ -55,13 +57,14 @@ def board(request: pytest.FixtureRequest) -> dict[str, Any]:
     return load(path)
 
 
-def test_four_dashboards_with_fixed_unique_uids() -> None:
+def test_five_dashboards_with_fixed_unique_uids() -> None:
     uids = [load(path)["uid"] for path in DASHBOARDS]
     assert sorted(uids) == [
         "zoom-qss-exporter",
         "zoom-qss-fleet",
         "zoom-qss-meeting",
         "zoom-qss-phone",
+        "zoom-qss-trends",
     ]
     for path in DASHBOARDS:
         assert path.stem == load(path)["uid"]
@@ -129,14 +132,19 @@ def test_variables_resolve(board: dict[str, Any]) -> None:
 
 
 def test_links_lead_to_these_dashboards(board: dict[str, Any]) -> None:
+    """Each data link opens one of these dashboards and sets variables it has: by name
+    (``var-name=``), or as Grafana's ``${name:queryparam}`` (``var-name=value`` for each value
+    of this dashboard's variable of the same name)."""
     uids = {load(path)["uid"] for path in DASHBOARDS}
     for panel in panels(board):
         for link in panel["fieldConfig"]["defaults"]["links"]:
-            match = re.match(r"^/d/([a-z-]+)\?", link["url"])
+            match = re.match(r"^/d/([a-z-]+)\?\$\{__url_time_range\}", link["url"])
             assert match and match.group(1) in uids, link["url"]
             target = next(load(p) for p in DASHBOARDS if load(p)["uid"] == match.group(1))
             for name in re.findall(r"var-(\w+)=", link["url"]):
                 assert name in variables(target), (link["url"], name)
+            for name in re.findall(r"\$\{(\w+):queryparam\}", link["url"]):
+                assert name in variables(target) and name in variables(board), (link, name)
 
 
 def test_info_is_joined_and_counted_one_series_per_participant(board: dict[str, Any]) -> None:
@@ -560,3 +568,264 @@ def test_panel_helpers_pass_the_callers_options_on(monkeypatch: pytest.MonkeyPat
     for kept, panel in panels.items():
         options = panel.to_json(1, 0, 0)["options"]
         assert options["legend"] == {"show": False} and kept in options, panel.kind
+
+
+# --- the Trends dashboard over synthetic quality analytics ---------------------------------------
+
+# Minutes. The rules run every 4 minutes, and the queries at 8 days and 4 minutes: a day's
+# window then, and the same a week before, each hold 288 of the 5-minute steps (none on the
+# window's edge, where Prometheus 2 and 3 differ), and each step reads a 5-minute rate of one
+# week's steady counters (the rates change 10 minutes before the week ends).
+_EVERY = 4
+_NOW = 8 * 1440 + _EVERY
+_SWITCH = 7 * 1440 - 10
+
+
+def _counter(series: str, before: int, now: int) -> dict[str, str]:
+    """A counter that rises by ``before`` a minute during the first week, then by ``now``."""
+    rest = _NOW - _SWITCH
+    values = f"0+{before}x{_SWITCH} {before * _SWITCH + now}+{now}x{rest}"
+    return {"series": series, "values": values}
+
+
+def _analytics_input() -> list[dict[str, str]]:
+    """This week: in meetings of account acme, Berlin (on Wi-Fi) is 3/4 poor (Wi-Fi, CPU) and
+    Paris (wired) never; account beta's external cellular streams are all poor (latency). A week
+    before, Berlin was half poor and beta not at all."""
+
+    def streams(labels: str) -> str:
+        return f"zoom_qos_stream_minutes_total{{{labels}}}"
+
+    def poor(labels: str, cause: str) -> str:
+        return f'zoom_qos_poor_stream_minutes_total{{{labels}, cause="{cause}"}}'
+
+    berlin = 'product="meeting", account="acme", site="berlin", network_type="wifi"'
+    paris = 'product="meeting", account="acme", site="paris", network_type="wired"'
+    beta = 'product="meeting", account="beta", site="external", network_type="cellular"'
+    path = 'product="meeting", data_center="SC", connection_type="udp", media="audio"'
+    other_path = 'product="meeting", data_center="AMS (Sub)", connection_type="tcp", media="video"'
+    sel = 'job="zoom-qss-exporter", instance="a"'
+    return [
+        _counter(streams(berlin), 120, 120),
+        _counter(poor(berlin, "wifi"), 30, 60),
+        _counter(poor(berlin, "cpu"), 30, 30),
+        _counter(poor(berlin, "network"), 0, 0),  # counted once, long ago: 0 now
+        _counter(streams(paris), 120, 120),
+        _counter(streams(beta), 60, 60),
+        _counter(poor(beta, "latency"), 0, 60),
+        _counter(poor(beta, "unknown"), 0, 0),
+        _counter(f"zoom_qos_participations_total{{{berlin}}}", 60, 60),
+        _counter(f"zoom_qos_poor_participations_total{{{berlin}}}", 15, 15),
+        _counter('zoom_phone_calls_total{account="acme"}', 60, 60),
+        _counter('zoom_phone_poor_calls_total{account="acme"}', 6, 6),
+        _counter(
+            'zoom_qos_client_stream_minutes_total{product="meeting", platform="windows", '
+            'version="5.17"}',
+            120,
+            120,
+        ),
+        _counter(
+            'zoom_qos_client_poor_stream_minutes_total{product="meeting", platform="windows", '
+            'version="5.17", cause="cpu"}',
+            30,
+            30,
+        ),
+        _counter(
+            'zoom_qos_client_stream_minutes_total{product="meeting", platform="mac", '
+            'version="5.16"}',
+            60,
+            60,
+        ),
+        _counter(f"zoom_qos_path_stream_minutes_total{{{path}}}", 120, 120),
+        _counter(f'zoom_qos_path_poor_stream_minutes_total{{{path}, cause="network"}}', 60, 60),
+        _counter(f"zoom_qos_path_stream_minutes_total{{{other_path}}}", 60, 60),
+        {"series": f"zoom_qss_exporter_analytics_sites{{{sel}}}", "values": f"2x{_NOW}"},
+        _counter(
+            f'zoom_qss_exporter_analytics_sites_reloads_total{{{sel}, result="failure"}}', 0, 0
+        ),
+        {
+            "series": f'zoom_qss_exporter_analytics_rows{{{sel}, family="site"}}',
+            "values": f"9x{_NOW}",
+        },
+        _counter(f'zoom_qss_exporter_analytics_folds_total{{{sel}, family="site"}}', 60, 60),
+    ]
+
+
+def _trends() -> dict[str, Any]:
+    return load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-trends"))
+
+
+def _trends_queries(title: str) -> list[str]:
+    board = _trends()
+    values = default_values(board)
+    assert values == {"window": "1d", "product": ".+", "account": ".+"}
+    found = [
+        substitute(t["expr"], values)
+        for p in panels(board)
+        if p["title"] == title
+        for t in p["targets"]
+    ]
+    assert found, title
+    return found
+
+
+def test_the_trends_dashboard_over_a_week_of_analytics(tmp_path: Path) -> None:
+    """promtool evaluates the analytics rules over eight days of synthetic counters, then the
+    Trends dashboard's queries (window 1d) at the end: each returns data, and the shares,
+    counts and week-over-week figures are the ones the counters make."""
+    board = _trends()
+    every = [
+        {
+            "expr": f"absent({substitute(expr, default_values(board))})",
+            "eval_time": f"{_NOW}m",
+            "exp_samples": [],
+        }
+        for _, expr in queries(board)
+        if "label_values" not in expr
+    ]
+
+    def check(title: str, index: int, *samples: tuple[str, float]) -> dict[str, Any]:
+        return {
+            "expr": _trends_queries(title)[index],
+            "eval_time": f"{_NOW}m",
+            "exp_samples": [{"labels": labels, "value": value} for labels, value in samples],
+        }
+
+    day = 86400  # seconds: a stream rising by 60 a minute is 86,400 stream-minutes a day
+    checks = [
+        check("Poor stream-minutes", 0, ("{}", 0.5)),  # (1.5 + 1) / 5
+        check("A week before", 0, ("{}", 0.2)),  # (1 + 0) / 5
+        check("Week over week", 0, ("{}", 0.3)),
+        check("Stream-minutes", 0, ("{}", 5 * day)),
+        check("Poor participations", 0, ("{}", 0.25)),
+        check("Poor phone calls", 0, ("{}", 0.1)),
+        check("Poor share over time, week over week", 0, ("{}", 0.5)),
+        check("Poor share over time, week over week", 1, ("{}", 0.2)),
+        check(
+            "Poor share by cause over time",
+            0,
+            ('{cause="wifi"}', 0.2),
+            ('{cause="cpu"}', 0.1),
+            ('{cause="latency"}', 0.2),
+            ('{cause="network"}', 0),
+            ('{cause="unknown"}', 0),
+        ),
+        # the ten worst sites: share, a week before, stream-minutes, poor participations and
+        # the poor minutes by cause (E: wifi, F: cpu, G: network, H: latency, I: unknown)
+        check(
+            "The ten worst sites",
+            0,
+            ('{site="berlin"}', 0.75),
+            ('{site="paris"}', 0),  # never poor: 0, not missing
+            ('{site="external"}', 1),
+        ),
+        check(
+            "The ten worst sites",
+            1,
+            ('{site="berlin"}', 0.5),
+            ('{site="paris"}', 0),
+            ('{site="external"}', 0),
+        ),
+        check(
+            "The ten worst sites",
+            2,
+            ('{site="berlin"}', 2 * day),
+            ('{site="paris"}', 2 * day),
+            ('{site="external"}', day),
+        ),
+        check("The ten worst sites", 3, ('{site="berlin"}', 0.25)),
+        check("The ten worst sites", 4, ('{site="berlin"}', day)),
+        check("The ten worst sites", 5, ('{site="berlin"}', day / 2)),
+        check("The ten worst sites", 6, ('{site="berlin"}', 0)),
+        check("The ten worst sites", 7, ('{site="external"}', day)),
+        check("The ten worst sites", 8, ('{site="external"}', 0)),
+        check(
+            "Poor share by network type",
+            0,
+            ('{network_type="wifi"}', 0.75),
+            ('{network_type="wired"}', 0),
+            ('{network_type="cellular"}', 1),
+        ),
+        check("Poor share by account", 0, ('{account="acme"}', 0.375), ('{account="beta"}', 1)),
+        check(
+            "Poor stream-minutes by cause",
+            0,
+            ('{cause="wifi"}', day),
+            ('{cause="cpu"}', day / 2),
+            ('{cause="latency"}', day),
+            ('{cause="network"}', 0),
+            ('{cause="unknown"}', 0),
+        ),
+        check(
+            "Data centers and connection types",
+            0,
+            ('{data_center="SC", connection_type="udp"}', 0.5),
+            ('{data_center="AMS (Sub)", connection_type="tcp"}', 0),
+        ),
+        check(
+            "Client platforms and versions",
+            0,
+            ('{platform="windows", version="5.17"}', 0.25),
+            ('{platform="mac", version="5.16"}', 0),
+        ),
+        check("Poor share by media", 0, ('{media="audio"}', 0.5), ('{media="video"}', 0)),
+    ]
+    unit_test = {
+        "rule_files": [str(ANALYTICS_FILE)],
+        "evaluation_interval": f"{_EVERY}m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": _analytics_input(),
+                "promql_expr_test": every + checks,
+            }
+        ],
+    }
+    promtool_test(tmp_path / "trends.yaml", unit_test)
+
+
+def test_trends_variables_and_the_worst_sites_table() -> None:
+    board = _trends()
+    chosen = variables(board)
+    assert [v["name"] for v in board["templating"]["list"]] == [
+        "datasource",
+        "window",
+        "product",
+        "account",
+    ]
+    assert chosen["window"]["query"] == "1h,1d,7d,30d" and chosen["window"]["current"]["value"]
+    assert chosen["product"]["multi"] and chosen["account"]["multi"]
+    assert "$product" in chosen["account"]["query"]
+    (worst,) = [p for p in panels(board) if p["title"] == "The ten worst sites"]
+    steps = [t["id"] for t in worst["transformations"]]
+    assert steps == ["merge", "sortBy", "limit", "filterFieldsByName", "organize"]
+    assert worst["transformations"][1]["options"]["sort"] == [{"field": "Value #A", "desc": True}]
+    assert worst["transformations"][2]["options"] == {"limitField": 10}
+    assert len(worst["targets"]) == 9  # share, a week before, minutes, participations, 5 causes
+    titles = {link["url"].split("?")[0] for link in worst["fieldConfig"]["defaults"]["links"]}
+    assert titles == {"/d/zoom-qss-fleet", "/d/zoom-qss-meeting"}
+
+
+_WINDOWED = re.compile(r"\b([a-z_:0-9]+)\{[^}]*\}\[(\$window|\$__interval)(:5m)?\]")
+
+
+def test_trends_windows_read_recorded_rates_or_small_counters() -> None:
+    """Days of data are read at a 5-minute step from the recorded rates, or in full only from
+    the counters with a handful of series (phone calls per account, the exporter's own); each
+    panel over an interval sets it to at least that step."""
+    board = _trends()
+    recorded = recorded_names(ANALYTICS_FILE)
+    small = {"zoom_phone_calls_total", "zoom_phone_poor_calls_total"}
+    small.add("zoom_qss_exporter_analytics_sites_reloads_total")
+    windows = 0
+    for where, expr in queries(board):
+        for name, window, step in _WINDOWED.findall(expr):
+            windows += 1
+            if step:
+                assert name in recorded, (where, name)
+            else:
+                assert name in small and window == "$window", (where, name)
+    assert windows > 40
+    for panel in panels(board):
+        if "$__interval" in json.dumps(panel["targets"]):
+            assert panel["interval"] == "5m", panel["title"]

@@ -1,5 +1,5 @@
 """scripts/demo as a user runs it: its exporter, simulator and Prometheus start, and the alerts
-page it prints answers on that Prometheus with the alerts of rules/ in it."""
+page it prints answers on that Prometheus with the alerts and rules of rules/ in it."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import pytest
 from prometheus_harness import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+ANALYTICS_RULE = "product_account:zoom_qos_stream_minutes:rate5m"  # rules/zoom-qss-analytics.yaml
 ALERTS_LINE = re.compile(r"alerts at (?P<alerts>http://\S+) .*rules at (?P<rules>http://\S+)")
 
 
@@ -79,8 +80,10 @@ def test_demo_prints_alerts_and_rules_pages_that_answer() -> None:
             for name in ("ZoomQSSExporterDown", "ZoomLowMOS", "ZoomParticipantHighPacketLoss"):
                 assert name in alerts.text
             assert "participant:zoom_qos_poor:max" in rules.text
+            assert ANALYTICS_RULE in rules.text  # every rule file of rules/
         else:  # a single-page UI: the names come from its API
-            assert "ZoomLowMOS" in httpx.get(f"http://{prometheus}/api/v1/rules").text
+            api = httpx.get(f"http://{prometheus}/api/v1/rules").text
+            assert "ZoomLowMOS" in api and ANALYTICS_RULE in api
         assert process.wait(timeout=120) == 0, "".join(output)
     finally:
         if process.poll() is None:

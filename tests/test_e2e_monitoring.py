@@ -22,9 +22,11 @@ import pytest
 from conftest import example
 from mixin_harness import (
     ALERT_FILE,
+    ANALYTICS_FILE,
     DASHBOARDS,
     QUERY_RESULT,
     RECORDING_FILE,
+    RULE_FILES,
     default_values,
     grafana_options,
     load,
@@ -62,7 +64,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     directory = tmp_path_factory.mktemp("monitoring")
     with (
         exporter(directory, TOKEN) as exporter_url,
-        prometheus(directory, exporter_url, [ALERT_FILE, RECORDING_FILE]) as prometheus_url,
+        prometheus(directory, exporter_url, RULE_FILES) as prometheus_url,
     ):
         # Scraped once before any event: every counter then rises between two scrapes, so
         # that the rates of the fleet histograms (and the shares recorded from them) are > 0.
@@ -236,16 +238,35 @@ def _data_centers(run: Run) -> dict[str, str]:
 
 
 def test_every_rule_is_healthy_and_every_recording_rule_has_data(run: Run) -> None:
-    for name in sorted(recorded_names()):
+    for name in sorted(recorded_names(ALERT_FILE, RECORDING_FILE)):
         has_data(run.prometheus, name)
-    for group in api(run.prometheus, "rules")["groups"]:
+    groups = api(run.prometheus, "rules")["groups"]
+    assert {group["name"] for group in groups} >= {"zoom-qss-analytics.rules"}
+    for group in groups:
         for rule in group["rules"]:
             assert rule["health"] == "ok", (rule["name"], rule.get("lastError"))
+
+
+def _needs_the_analytics(run: Run) -> None:
+    """The quality analytics' rules and the Trends dashboard read counters that the exporter
+    gains with its analytics; until it exposes them, there is no data to find here (the
+    promtool tests of rules/tests/analytics.yaml and tests/test_dashboards.py cover them)."""
+    metrics = httpx.get(f"{run.exporter}/metrics", timeout=10).text
+    if "zoom_qos_stream_minutes_total" not in metrics:
+        pytest.skip("this exporter does not expose the quality analytics counters yet")
+
+
+def test_every_analytics_recording_rule_has_data(run: Run) -> None:
+    _needs_the_analytics(run)
+    for name in sorted(recorded_names(ANALYTICS_FILE)):
+        has_data(run.prometheus, name)
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.stem)
 def test_every_dashboard_query_returns_data(run: Run, path: Path) -> None:
     board = load(path)
+    if board["uid"] == "zoom-qss-trends":
+        _needs_the_analytics(run)
     values = default_values(board)
     if board["uid"] == "zoom-qss-meeting":
         values |= {"product": "meeting", "meeting": run.meeting}

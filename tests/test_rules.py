@@ -3,6 +3,7 @@ unit-tested, and shaped the way the runbook and the dashboards expect."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -10,12 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from mixin.__main__ import outputs
+from mixin.config import QUALITY
 from mixin_harness import (
     ALERT_FILE,
+    ANALYTICS_FILE,
     ONE_INFO,
     RECORDING_FILE,
     ROOT,
+    RULE_FILES,
     RULES,
     known_metrics,
     load_yaml,
@@ -47,7 +53,7 @@ def test_generated_files_are_up_to_date() -> None:
 
 def test_promtool_check_rules_is_clean() -> None:
     result = subprocess.run(
-        [promtool(), "check", "rules", "--lint=all", "--lint-fatal", ALERT_FILE, RECORDING_FILE],
+        [promtool(), "check", "rules", "--lint=all", "--lint-fatal", *RULE_FILES],
         capture_output=True,
         text=True,
         timeout=60,
@@ -119,12 +125,22 @@ def test_recording_rules_are_named_level_metric_operations() -> None:
 
 def test_rules_read_only_metrics_that_exist() -> None:
     known = known_metrics()
-    for rule in rules(ALERT_FILE) + rules(RECORDING_FILE):
+    for rule in (rule for path in RULE_FILES for rule in rules(path)):
         unknown = metric_names(rule["expr"]) - known
         assert not unknown, (rule.get("alert") or rule.get("record"), unknown)
         for text in rule.get("annotations", {}).values():
             unknown = metric_names(text) - known
             assert not unknown, (rule.get("alert"), unknown)
+
+
+def _mixin(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mixin", "--check", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_thresholds_file_is_strict(tmp_path: Path) -> None:
@@ -136,20 +152,103 @@ def test_thresholds_file_is_strict(tmp_path: Path) -> None:
         (("  ratio: 0.25", "  ratio: 0.25\n  rate: 0.5"), "fleet: unknown keys ['rate']"),
         (("    info: 0.15", "    info: 0.5"), "info must be below warning"),
         (("  for: 5m  # five", "  for: five  # five"), "a duration like 5m"),
+        # the poor thresholds are quality.yaml's: a copy here is refused, saying where they are
+        (
+            ("    info: 0.15", "    info: 0.15\n    warning: 0.3"),
+            "participant.latency.warning: set it as poor.latency of quality.yaml",
+        ),
+        (("  for: 2m", "  for: 2m\n  warning: 3.6"), "mos.warning: set it as poor.mos of"),
+        (("    info: 0.03", "    info: 0.2"), "trends.poor_share: info must be below warning"),
     ):
         assert edit[0] in source
         broken.write_text(source.replace(edit[0], edit[1], 1))
-        result = subprocess.run(
-            [sys.executable, "-m", "mixin", "--check", "--thresholds", str(broken)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = _mixin("--thresholds", str(broken))
         assert result.returncode == 2 and message in result.stderr, result.stderr
 
 
+def _quality(tmp_path: Path, **poor: float) -> Path:
+    document = load_yaml(QUALITY)
+    document["poor"].update(poor)
+    path = tmp_path / "quality.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def _keys(node: Any) -> set[str]:
+    if not isinstance(node, dict):
+        return set()
+    return set(node) | {key for value in node.values() for key in _keys(value)}
+
+
+def test_the_poor_thresholds_are_the_exporters_quality_file(tmp_path: Path) -> None:
+    """One copy of what makes a stream poor: mixin/thresholds.yaml holds none of it, and the
+    operator's quality file (the exporter's --analytics.thresholds-file) reaches the alerts,
+    the recording rules and the lines drawn on the dashboards."""
+    mixin = load_yaml(ROOT / "mixin" / "thresholds.yaml")
+    assert "warning" not in _keys(mixin["participant"]) | _keys(mixin["mos"])
+    files = outputs(quality=_quality(tmp_path, latency=0.3, jitter=0.05, packet_loss=0.08, mos=3.6))
+    recording = files[Path("rules/zoom-qss-recording.yaml")]
+    for condition in ("> 0.3\n", "> 0.05\n", "> 0.08\n", "< 3.6\n"):
+        assert condition in recording, condition
+    alerts = {
+        (rule["alert"], rule["labels"]["severity"]): rule["expr"]
+        for group in yaml.safe_load(files[Path("rules/zoom-qss-alerts.yaml")])["groups"]
+        for rule in group["rules"]
+    }
+    assert alerts[("ZoomParticipantHighLatency", "warning")].endswith("> 0.3")
+    assert alerts[("ZoomParticipantHighLatency", "info")].endswith("> 0.15")  # thresholds.yaml
+    assert alerts[("ZoomParticipantHighJitter", "warning")].endswith("> 0.05")
+    assert alerts[("ZoomParticipantHighPacketLoss", "warning")].endswith("> 0.08")
+    assert "< 3.6" in alerts[("ZoomLowMOS", "warning")]
+    fleet = json.loads(files[Path("dashboards/zoom-qss-fleet.json")])
+    (latency,) = [p for p in fleet["panels"] if p["title"] == "Latency percentiles"]
+    steps = latency["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert [step["value"] for step in steps] == [None, 0.15, 0.3]
+    # the shipped file gives the committed files
+    assert outputs() == outputs(quality=QUALITY)
+
+
+def test_the_quality_option(tmp_path: Path) -> None:
+    stale = _mixin("--quality", str(_quality(tmp_path, latency=0.3)))
+    assert stale.returncode == 1
+    assert "rules/zoom-qss-alerts.yaml is out of date" in stale.stderr
+    assert "dashboards/zoom-qss-fleet.json is out of date" in stale.stderr
+    same = _mixin("--quality", str(_quality(tmp_path)))
+    assert same.returncode == 0, same.stderr
+    broken = _mixin("--quality", str(_quality(tmp_path, mos=7)))
+    assert broken.returncode == 2
+    assert "poor.mos: a number from 1 to 5 is required" in broken.stderr
+    below = _mixin("--quality", str(_quality(tmp_path, latency=0.1)))  # under latency's info
+    assert below.returncode == 2
+    assert "participant.latency: info must be below warning" in below.stderr, below.stderr
+
+
 @pytest.mark.parametrize("path", UNIT_TESTS, ids=lambda p: p.name)
-def test_unit_test_files_load_both_rule_files(path: Path) -> None:
-    files = load_yaml(path)["rule_files"]
-    assert sorted(files) == ["../zoom-qss-alerts.yaml", "../zoom-qss-recording.yaml"]
+def test_unit_test_files_load_the_rule_files_they_test(path: Path) -> None:
+    """The alerts read the recording rules: their tests load both. The analytics' rules read
+    only the counters: their tests load them alone."""
+    files = sorted(load_yaml(path)["rule_files"])
+    if path.name == "analytics.yaml":
+        assert files == ["../zoom-qss-analytics.yaml"]
+    else:
+        assert files == ["../zoom-qss-alerts.yaml", "../zoom-qss-recording.yaml"]
+
+
+def test_every_analytics_rule_is_unit_tested() -> None:
+    """Each recorded analytics series is asserted in rules/tests/analytics.yaml."""
+    tested = {
+        check["expr"]
+        for case in load_yaml(RULES / "tests" / "analytics.yaml")["tests"]
+        for check in case["promql_expr_test"]
+    }
+    for name in recorded_names(ANALYTICS_FILE):
+        assert any(re.search(rf"(?<![:\w]){re.escape(name)}(?![:\w])", e) for e in tested), name
+
+
+def test_analytics_rules_read_five_minutes_of_raw_counters() -> None:
+    """Cheap at every evaluation: the rules read 5 minutes of the counters, or this
+    evaluation's recorded rates; the long windows are the dashboards' (from recorded rates)."""
+    for rule in rules(ANALYTICS_FILE):
+        windows = re.findall(r"\[([^\]]+)\]", rule["expr"])
+        assert windows in ([], ["5m"]), (rule["record"], windows)
+        assert "_over_time" not in rule["expr"] and "offset" not in rule["expr"], rule["record"]

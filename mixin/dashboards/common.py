@@ -1,4 +1,4 @@
-"""What the four dashboards share: their uids, value mappings and threshold colours."""
+"""What the dashboards share: their uids, value mappings and threshold colours."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ FLEET_UID = "zoom-qss-fleet"
 MEETING_UID = "zoom-qss-meeting"
 PHONE_UID = "zoom-qss-phone"
 EXPORTER_UID = "zoom-qss-exporter"
+TRENDS_UID = "zoom-qss-trends"
 
 QUALITY = value_mapping(
     {3: ("good", GREEN), 2: ("fair", YELLOW), 1: ("poor", ORANGE), 0: ("bad", RED)}
