@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from zoom_qss_exporter.analytics.collector import AnalyticsOptions, QualityAnalytics
 from zoom_qss_exporter.families import ALL_FAMILIES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,20 +47,8 @@ _OTHER_METRICS = {
 }
 # The quality analytics' counters and self-metrics (exporter/zoom_qss_exporter/analytics).
 ANALYTICS_METRICS = {
-    "zoom_qos_stream_minutes_total",
-    "zoom_qos_poor_stream_minutes_total",
-    "zoom_qos_client_stream_minutes_total",
-    "zoom_qos_client_poor_stream_minutes_total",
-    "zoom_qos_path_stream_minutes_total",
-    "zoom_qos_path_poor_stream_minutes_total",
-    "zoom_qos_participations_total",
-    "zoom_qos_poor_participations_total",
-    "zoom_phone_calls_total",
-    "zoom_phone_poor_calls_total",
-    "zoom_qss_exporter_analytics_rows",
-    "zoom_qss_exporter_analytics_folds_total",
-    "zoom_qss_exporter_analytics_sites",
-    "zoom_qss_exporter_analytics_sites_reloads_total",
+    metric.name + ("_total" if metric.type == "counter" else "")
+    for metric in QualityAnalytics(AnalyticsOptions()).collect()
 }
 
 
