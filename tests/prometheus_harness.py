@@ -57,12 +57,14 @@ def serving(name: str, argv: list[str], port: int, log: Path, **popen: Any) -> I
 
 
 @contextlib.contextmanager
-def exporter(directory: Path, token: str) -> Iterator[str]:
-    """``python -m zoom_qss_exporter.cli`` with ``token`` as its secret; yields its URL."""
+def exporter(directory: Path, token: str, *flags: str) -> Iterator[str]:
+    """``python -m zoom_qss_exporter.cli`` with ``token`` as its secret and ``flags``; yields
+    its URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZOOM_QSS_")}
     env["ZOOM_WEBHOOK_SECRET_TOKEN"] = token
     argv = [sys.executable, "-m", "zoom_qss_exporter.cli", f"--web.listen-address=127.0.0.1:{port}"]
+    argv += flags
     with serving("the exporter", argv, port, directory / "exporter.log", env=env) as url:
         yield url
 
