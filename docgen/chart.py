@@ -33,22 +33,34 @@ def _default(values: dict[str, Any], path: list[str]) -> str:
     return code(text) if len(text) <= _LONGEST_DEFAULT else "see `values.yaml`"
 
 
+def _is_empty_mapping(values: dict[str, Any], path: list[str]) -> bool:
+    node: Any = values
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+    return isinstance(node, dict) and not node
+
+
 def rows(schema: dict[str, Any], values: dict[str, Any], path: list[str]) -> list[list[str]]:
-    """A row per value with no properties of its own; objects with properties are walked."""
+    """A row per value with no properties of its own; objects with properties are walked, and
+    get a row of their own too when values.yaml sets them to an empty mapping (an optional
+    section, e.g. config.analytics.thresholds)."""
     found = []
     for key, child in schema.get("properties", {}).items():
         here = [*path, key]
-        if "properties" in child and key != "global":
+        walk = "properties" in child and key != "global"
+        if not walk or _is_empty_mapping(values, here):
+            found.append(
+                [
+                    code(".".join(here)),
+                    _type(child),
+                    _default(values, here),
+                    child.get("description", ""),
+                ]
+            )
+        if walk:
             found += rows(child, values, here)
-            continue
-        found.append(
-            [
-                code(".".join(here)),
-                _type(child),
-                _default(values, here),
-                child.get("description", ""),
-            ]
-        )
     return found
 
 

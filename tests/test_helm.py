@@ -17,6 +17,7 @@ import argparse
 import base64
 import contextlib
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -39,8 +40,12 @@ import yaml
 
 from prometheus_harness import free_port, serving
 from zoom_qss_exporter import __version__
+from zoom_qss_exporter.analytics.collector import MAX_ACCOUNT
+from zoom_qss_exporter.analytics.flags import load_accounts
+from zoom_qss_exporter.analytics.sites import MAX_NAME, SitesFile, load_sites
+from zoom_qss_exporter.analytics.thresholds import DEFAULT_FILE, QualityThresholds, load_thresholds
 from zoom_qss_exporter.config import Settings, add_serve_arguments, load_settings
-from zoom_qss_exporter.flags import TOKEN_ENV, env_name
+from zoom_qss_exporter.flags import TOKEN_ENV, ConfigError, env_name
 from zoom_qss_exporter.ingest.convert import ConvertOptions, UserNameMode
 from zoom_qss_exporter.ingest.signature import sign_headers
 from zoom_qss_exporter.remote.client import ParticipantInfo
@@ -71,6 +76,12 @@ WAL_ON_A_CLAIM = {"url": REMOTE_URL, "wal": {"persistence": {"enabled": True}}}
 # The Secret the chart's Deployment waits for when no token is given.
 WAITED_FOR = {f"{RELEASE}-zoom-qss-exporter/secret-token": "t"}
 SURGE = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+# Where the chart mounts the quality analytics' files (its ConfigMap <fullname>-analytics).
+ANALYTICS_MOUNT = "/etc/zoom-qss-exporter/analytics"
+ANALYTICS_MAP = f"{RELEASE}-zoom-qss-exporter-analytics"
+SITE_A = {"name": "A", "subnets": ["10.0.0.0/8"]}
+SITE_B = {"name": "B", "subnets": ["11.0.0.0/8"]}
+SHIPPED_QUALITY: dict[str, Any] = yaml.safe_load(DEFAULT_FILE.read_text())
 
 Manifest = dict[str, Any]
 
@@ -261,6 +272,7 @@ def test_all_optional_parts_render(rendered: dict[str, list[Manifest]]) -> None:
     kinds = {doc["kind"] for doc in rendered["all-features"]}
     expected = {"Deployment", "Service", "ServiceAccount", "Secret", "Ingress"}
     expected |= {"PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "PersistentVolumeClaim"}
+    expected |= {"ConfigMap"}  # the analytics' files
     assert expected <= kinds
     if top_level_rule_groups():
         assert "PrometheusRule" in kinds
@@ -389,6 +401,68 @@ def resolved_env(docs: list[Manifest], secrets: dict[str, str]) -> dict[str, str
     return env
 
 
+def config_map_files(docs: list[Manifest], volume: Manifest) -> dict[str, str]:
+    """The files the kubelet puts in ``volume`` (a configMap or projected one) from the
+    ConfigMaps in ``docs``; those of ConfigMaps the chart does not render are left out."""
+    data = {m["metadata"]["name"]: m.get("data", {}) for m in of_kind(docs, "ConfigMap")}
+    if "configMap" in volume:
+        sources = [volume["configMap"]]
+    else:
+        projected = volume.get("projected", {}).get("sources", [])
+        sources = [source["configMap"] for source in projected if "configMap" in source]
+    files: dict[str, str] = {}
+    for source in sources:
+        if source["name"] not in data:
+            continue
+        keys = data[source["name"]]
+        items = source.get("items") or [{"key": key, "path": key} for key in keys]
+        files.update({item["path"]: keys[item["key"]] for item in items})
+    return files
+
+
+def write_like_the_kubelet(directory: Path, files: dict[str, str], generation: int = 1) -> None:
+    """``files`` in ``directory`` as the kubelet's atomic writer lays out a ConfigMap volume:
+    in a directory of their own that the link ``..data`` points at, each visible file a link
+    through ``..data``. A later generation replaces ``..data`` in one rename and removes the
+    previous directory, as an update of the ConfigMap does."""
+    directory.mkdir(parents=True, exist_ok=True)
+    payload = directory / f"..generation_{generation}"
+    payload.mkdir()
+    for name, text in files.items():
+        (payload / name).write_text(text, encoding="utf-8")
+    previous = (directory / "..data").resolve() if (directory / "..data").is_symlink() else None
+    staged = directory / "..data_tmp"
+    staged.symlink_to(payload.name)
+    staged.replace(directory / "..data")
+    for name in files:
+        if not (directory / name).is_symlink():
+            (directory / name).symlink_to(Path("..data") / name)
+    if previous is not None:
+        shutil.rmtree(previous)
+
+
+def stand_in_volumes(
+    docs: list[Manifest], env: dict[str, str], volumes: Path, only: set[str] | None = None
+) -> dict[str, str]:
+    """``env`` with each volume the chart mounts (or those named in ``only``) standing in as a
+    directory under ``volumes``, paths in ``env`` following; the files of the chart's ConfigMaps
+    are in theirs, laid out as the kubelet does."""
+    env = dict(env)
+    for mount in container(docs)["volumeMounts"]:
+        if only is not None and mount["name"] not in only:
+            continue
+        local = volumes / mount["name"]
+        files = config_map_files(docs, pod_volumes(docs)[mount["name"]])
+        if files:
+            write_like_the_kubelet(local, files)
+        else:
+            local.mkdir(parents=True)
+        for name, value in env.items():
+            if value == mount["mountPath"] or value.startswith(mount["mountPath"] + "/"):
+                env[name] = str(local) + value.removeprefix(mount["mountPath"])
+    return env
+
+
 def test_every_serve_flag_is_reachable_from_values(rendered: dict[str, list[Manifest]]) -> None:
     # all-features, and the ci files of settings that exclude each other (bearer token / basic auth)
     env = {name for case in CASES for name in env_of(rendered[case])}
@@ -416,9 +490,15 @@ def test_chart_defaults_are_the_exporters_defaults(
     assert chart == replace(exporter, wal=WALOptions(WAL_MOUNT))
 
 
-def test_all_features_settings_reach_the_exporter(rendered: dict[str, list[Manifest]]) -> None:
+def test_all_features_settings_reach_the_exporter(
+    rendered: dict[str, list[Manifest]], tmp_path: Path
+) -> None:
     metrics_user = {"zoom-qss-metrics/username": "prometheus"}
-    settings = load_settings([], resolved_env(rendered["all-features"], metrics_user))
+    docs = rendered["all-features"]
+    # The analytics' files are read at start: from the chart's ConfigMap, laid out as the kubelet
+    # does in a directory standing in for the volume.
+    env = stand_in_volumes(docs, resolved_env(docs, metrics_user), tmp_path, only={"analytics"})
+    settings = load_settings([], env)
     assert settings.zoom.secret_tokens == ("ci-token-one", "ci-token-two")
     assert settings.web.internal_listen == ("", 9101)
     assert (settings.web.read_timeout, settings.web.unauthenticated_rate_limit) == (5, 2.5)
@@ -465,6 +545,19 @@ def test_all_features_settings_reach_the_exporter(rendered: dict[str, list[Manif
     archive = settings.archive
     assert archive is not None and archive.directory == "/var/lib/zoom-qss-exporter/archive"
     assert (archive.max_bytes, archive.max_files) == (1048576, 5)
+    analytics = settings.analytics
+    assert analytics is not None
+    assert analytics.sites_file == tmp_path / "analytics" / "sites.yaml"
+    assert (analytics.max_rows, analytics.max_participants) == (5000, 100000)
+    assert analytics.accounts == {"AbCdEf123456": "Europe", "0123456789": "Asia"}
+    assert analytics.thresholds == QualityThresholds(
+        latency=0.3, jitter=0.025, packet_loss=0.05, mos=3.6, wifi_rssi_dbm=-67, cpu_usage=0.85
+    )
+    sites = load_sites(analytics.sites_file)
+    assert sites.names == ["Paris HQ", "Paris Lab", "Tokyo"]
+    assert sites.match(["10.20.30.7"], "") == ("Paris Lab", 0)
+    assert sites.match(["10.20.1.1"], "") == ("Paris HQ", 0)
+    assert sites.match([], "fd00:1::5") == ("Tokyo", 0)
 
 
 def test_remote_write_files_come_from_the_named_secrets(
@@ -675,6 +768,281 @@ def test_notes_say_what_the_log_survives(helm: Helm, args: list[str], says: str 
         assert says in notes
 
 
+# --- quality analytics -------------------------------------------------------------------------
+
+
+def render_values(helm: Helm, tmp_path: Path, values: dict[str, Any]) -> list[Manifest]:
+    """The chart rendered with ``values``, written as JSON: PyYAML's YAML 1.1 leaves strings
+    such as 1e3 unquoted, which helm's YAML 1.2 reads as numbers."""
+    path = tmp_path / "values.json"
+    path.write_text(json.dumps(values))
+    return helm.template("--values", path)
+
+
+def with_analytics(**analytics: Any) -> dict[str, Any]:
+    return {"secretToken": "t", "config": {"analytics": analytics}}
+
+
+def all_features_analytics() -> dict[str, Any]:
+    analytics: dict[str, Any] = case_values("all-features")["config"]["analytics"]
+    return analytics
+
+
+def analytics_files(docs: list[Manifest]) -> dict[str, str]:
+    return dict(one(docs, "ConfigMap")["data"]) if of_kind(docs, "ConfigMap") else {}
+
+
+def analytics_annotation(docs: list[Manifest]) -> str | None:
+    template = one(docs, "Deployment")["spec"]["template"]["metadata"]
+    checksum: str | None = template.get("annotations", {}).get("checksum/analytics")
+    return checksum
+
+
+# Values that YAML 1.1 (the exporter's PyYAML) would read as something else than they are if
+# written unquoted; the longest name; surrounding spaces, which the exporter strips; the bounds
+# of every threshold and one so small that JSON writes it with an exponent.
+TRICKY_ANALYTICS: dict[str, Any] = {
+    "sites": [
+        {"name": "=", "subnets": ["10.0.0.0/8"]},
+        {"name": "<<", "subnets": ["10.1.0.0/16"]},
+        {"name": "yes", "subnets": ["192.0.2.0/24"]},
+        {"name": "010", "subnets": ["198.51.100.0/24"]},
+        {"name": "1e3", "subnets": ["203.0.113.0/24"]},
+        {"name": "~", "subnets": ["2001:db8::/32"]},
+        {"name": 'Zürich <Büro> & "Co": #1', "subnets": ["fd00::/8", "100.64.0.0/10"]},
+        {"name": "x" * MAX_NAME, "subnets": ["172.16.0.0/12"]},
+        {"name": "  padded  ", "subnets": [" 169.254.0.0/16 "]},
+    ],
+    "accounts": [
+        {"id": "0123", "name": "no"},
+        {"id": "true", "name": "Zürich <Büro> & Co"},
+        {"id": "=", "name": "y" * MAX_ACCOUNT},
+    ],
+    "thresholds": {
+        "poor": {"latency": 0.0000001, "jitter": 60, "packet_loss": 0, "mos": 1},
+        "cause": {"wifi_rssi_dbm": -120, "cpu_usage": 1},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    "analytics",
+    [TRICKY_ANALYTICS, all_features_analytics()],
+    ids=["tricky", "all-features"],
+)
+def test_analytics_files_are_what_the_exporter_reads(
+    helm: Helm, tmp_path: Path, analytics: dict[str, Any]
+) -> None:
+    docs = render_values(helm, tmp_path, with_analytics(**analytics))
+    assert_valid(docs)
+    config_map = one(docs, "ConfigMap")
+    assert config_map["metadata"]["name"] == ANALYTICS_MAP
+    assert sorted(config_map["data"]) == ["accounts.yaml", "quality.yaml", "sites.yaml"]
+    env = stand_in_volumes(docs, resolved_env(docs, {}), tmp_path / "volumes")
+    directory = tmp_path / "volumes" / "analytics"
+
+    # Each file through the exporter's own loader.
+    sites = load_sites(directory / "sites.yaml")
+    assert sites.names == [site["name"].strip() for site in analytics["sites"]]
+    for site in analytics["sites"]:
+        for subnet in site["subnets"]:
+            network = ipaddress.ip_network(subnet.strip())
+            found = sites.lookup(network.network_address)
+            assert found == (site["name"].strip(), network.prefixlen), subnet
+    accounts = {account["id"]: account["name"] for account in analytics["accounts"]}
+    assert load_accounts(directory / "accounts.yaml") == accounts
+    numbers = {k: v for section in analytics["thresholds"].values() for k, v in section.items()}
+    thresholds = QualityThresholds(**{k: float(v) for k, v in numbers.items()})
+    assert load_thresholds(directory / "quality.yaml") == thresholds
+
+    # And through the settings, from the container's environment.
+    settings = load_settings([], env).analytics
+    assert settings is not None
+    assert settings.sites_file == directory / "sites.yaml"
+    assert (settings.accounts, settings.thresholds) == (accounts, thresholds)
+
+
+def test_analytics_defaults_render_no_file(rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["default"]
+    analytics = {k: v["value"] for k, v in env_of(docs).items() if "ANALYTICS" in k}
+    assert analytics == {
+        "ZOOM_QSS_ANALYTICS_ENABLED": "true",
+        "ZOOM_QSS_ANALYTICS_MAX_ROWS": "10000",
+        "ZOOM_QSS_ANALYTICS_MAX_PARTICIPANTS": "500000",
+    }
+    assert not of_kind(docs, "ConfigMap") and "analytics" not in pod_volumes(docs)
+    assert analytics_annotation(docs) is None
+
+
+def test_analytics_off_renders_nothing_of_it(helm: Helm, tmp_path: Path) -> None:
+    docs = render_values(helm, tmp_path, with_analytics(enabled=False, **TRICKY_ANALYTICS))
+    analytics = {k: v["value"] for k, v in env_of(docs).items() if "ANALYTICS" in k}
+    assert analytics == {"ZOOM_QSS_ANALYTICS_ENABLED": "false"}
+    assert not of_kind(docs, "ConfigMap") and "analytics" not in pod_volumes(docs)
+    assert analytics_annotation(docs) is None
+    assert load_settings([], resolved_env(docs, {})).analytics is None
+
+
+def test_the_analytics_files_are_a_directory_mount(rendered: dict[str, list[Manifest]]) -> None:
+    """A directory, not a subPath: the kubelet updates a ConfigMap's files in place only then."""
+    docs = rendered["all-features"]
+    assert volume_mounts(docs)["analytics"] == {
+        "name": "analytics",
+        "mountPath": ANALYTICS_MOUNT,
+        "readOnly": True,
+    }
+    assert pod_volumes(docs)["analytics"] == {
+        "name": "analytics",
+        "projected": {"sources": [{"configMap": {"name": ANALYTICS_MAP}}]},
+    }
+    env = {
+        k: v["value"] for k, v in env_of(docs).items() if k.endswith("_FILE") and "ANALYTICS" in k
+    }
+    assert env == {
+        "ZOOM_QSS_ANALYTICS_SITES_FILE": f"{ANALYTICS_MOUNT}/sites.yaml",
+        "ZOOM_QSS_ANALYTICS_ACCOUNTS_FILE": f"{ANALYTICS_MOUNT}/accounts.yaml",
+        "ZOOM_QSS_ANALYTICS_THRESHOLDS_FILE": f"{ANALYTICS_MOUNT}/quality.yaml",
+    }
+
+
+def test_sites_change_without_a_restart_accounts_and_thresholds_with_one(
+    helm: Helm, tmp_path: Path
+) -> None:
+    base = all_features_analytics()
+    docs = render_values(helm, tmp_path, with_analytics(**base))
+    checksum = analytics_annotation(docs)
+    assert checksum is not None and re.fullmatch(r"[0-9a-f]{64}", checksum)
+
+    more_sites = [*base["sites"], {"name": "Lyon", "subnets": ["10.30.0.0/16"]}]
+    changed = render_values(helm, tmp_path, with_analytics(**{**base, "sites": more_sites}))
+    assert analytics_files(changed)["sites.yaml"] != analytics_files(docs)["sites.yaml"]
+    assert one(changed, "Deployment") == one(docs, "Deployment"), "no rollout for the sites"
+
+    renamed = [{**base["accounts"][0], "name": "EMEA"}, *base["accounts"][1:]]
+    stricter = {**base["thresholds"], "poor": {**base["thresholds"]["poor"], "mos": 3.8}}
+    for change in ({"accounts": renamed}, {"thresholds": stricter}):
+        other = render_values(helm, tmp_path, with_analytics(**{**base, **change}))
+        assert analytics_annotation(other) not in {None, checksum}, change
+
+    sites_only = render_values(helm, tmp_path, with_analytics(sites=base["sites"]))
+    assert analytics_annotation(sites_only) is None
+    assert sorted(analytics_files(sites_only)) == ["sites.yaml"]
+
+
+def test_a_configmap_update_reloads_the_sites(helm: Helm, tmp_path: Path) -> None:
+    """What the kubelet does to the mounted directory when the ConfigMap changes (a new
+    directory of files, then the ..data link swapped) is a change the exporter sees."""
+    sites = all_features_analytics()["sites"]
+    docs = render_values(helm, tmp_path, with_analytics(sites=sites))
+    env = stand_in_volumes(docs, resolved_env(docs, {}), tmp_path / "volumes")
+    path = Path(env["ZOOM_QSS_ANALYTICS_SITES_FILE"])
+    assert path.is_symlink()
+    in_force = SitesFile(path)
+    in_force.load(now=0)
+    assert in_force.sites.names == ["Paris HQ", "Paris Lab", "Tokyo"]
+    assert not in_force.reload_if_changed(now=1)
+
+    more = [*sites, {"name": "Lyon", "subnets": ["10.30.0.0/16"]}]
+    update = analytics_files(render_values(helm, tmp_path, with_analytics(sites=more)))
+    write_like_the_kubelet(path.parent, update, generation=2)
+    assert in_force.reload_if_changed(now=2)
+    assert in_force.sites.names == ["Paris HQ", "Paris Lab", "Tokyo", "Lyon"]
+    assert in_force.reloads == {"success": 1, "failure": 0}
+
+
+def test_sites_from_a_configmap_of_the_users(helm: Helm, tmp_path: Path) -> None:
+    mine = {"existingSitesConfigMap": "office-sites", "existingSitesConfigMapKey": "ranges.yaml"}
+    theirs = {
+        "configMap": {
+            "name": "office-sites",
+            "items": [{"key": "ranges.yaml", "path": "sites.yaml"}],
+        }
+    }
+    docs = render_values(helm, tmp_path, with_analytics(**mine))
+    assert_valid(docs)
+    assert not of_kind(docs, "ConfigMap") and analytics_annotation(docs) is None
+    assert pod_volumes(docs)["analytics"]["projected"]["sources"] == [theirs]
+    assert volume_mounts(docs)["analytics"]["mountPath"] == ANALYTICS_MOUNT
+    env = env_of(docs)
+    assert env["ZOOM_QSS_ANALYTICS_SITES_FILE"]["value"] == f"{ANALYTICS_MOUNT}/sites.yaml"
+    assert "ZOOM_QSS_ANALYTICS_ACCOUNTS_FILE" not in env
+
+    accounts = all_features_analytics()["accounts"]
+    docs = render_values(helm, tmp_path, with_analytics(**mine, accounts=accounts))
+    assert_valid(docs)
+    assert sorted(analytics_files(docs)) == ["accounts.yaml"]
+    assert pod_volumes(docs)["analytics"]["projected"]["sources"] == [
+        {"configMap": {"name": ANALYTICS_MAP}},
+        theirs,
+    ]
+    assert analytics_annotation(docs) is not None
+
+
+def test_analytics_schema_bounds_are_the_exporters(tmp_path: Path) -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    analytics = schema["properties"]["config"]["properties"]["analytics"]["properties"]
+    site = analytics["sites"]["items"]["properties"]
+    account = analytics["accounts"]["items"]["properties"]
+    assert (site["name"]["maxLength"], account["name"]["maxLength"]) == (MAX_NAME, MAX_ACCOUNT)
+    shipped = yaml.safe_load(DEFAULT_FILE.read_text())
+    sections = analytics["thresholds"]["properties"]
+    assert set(sections) == set(shipped)
+    for section, node in sections.items():
+        assert set(node["properties"]) == set(shipped[section]) == set(node["required"])
+        for key, bounds in node["properties"].items():
+            low, high = bounds["minimum"], bounds["maximum"]
+            for value, accepted in (
+                (low, True),
+                (high, True),
+                (low - 0.01, False),
+                (high + 0.01, False),
+            ):
+                copy = {**shipped, section: {**shipped[section], key: value}}
+                path = tmp_path / "quality.yaml"
+                path.write_text(yaml.safe_dump(copy))
+                if accepted:
+                    load_thresholds(path)
+                else:
+                    with pytest.raises(ConfigError):
+                        load_thresholds(path)
+
+
+def commented_example(key: str) -> Any:
+    """The example of config.analytics.<key> in values.yaml's comments."""
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    start = lines.index(f"    ## {key}:")
+    block = [lines[start]]
+    for line in lines[start + 1 :]:
+        if not line.startswith("    ##   "):
+            break
+        block.append(line)
+    return yaml.safe_load("\n".join(line.removeprefix("    ## ") for line in block))[key]
+
+
+def test_the_examples_in_values_yaml_work(helm: Helm, tmp_path: Path) -> None:
+    examples = {key: commented_example(key) for key in ("sites", "accounts", "thresholds")}
+    docs = render_values(helm, tmp_path, with_analytics(**examples))
+    stand_in_volumes(docs, resolved_env(docs, {}), tmp_path / "volumes")
+    directory = tmp_path / "volumes" / "analytics"
+    assert load_sites(directory / "sites.yaml").names == [s["name"] for s in examples["sites"]]
+    assert load_accounts(directory / "accounts.yaml")
+    # the thresholds shown are the shipped ones
+    assert load_thresholds(directory / "quality.yaml") == load_thresholds()
+
+
+def test_kubernetes_doc_analytics_example_works(helm: Helm, tmp_path: Path) -> None:
+    page = (ROOT / "docs" / "kubernetes.md").read_text()
+    section = page.split("\n## Quality analytics\n", 1)[1]
+    example = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    docs = render_values(helm, tmp_path, {"secretToken": "t", **example})
+    env = stand_in_volumes(docs, resolved_env(docs, {}), tmp_path / "volumes")
+    analytics = load_settings([], env).analytics
+    assert analytics is not None and analytics.accounts == {"AbCdEf123456": "Europe"}
+    assert analytics.sites_file is not None
+    assert load_sites(analytics.sites_file).names == ["Paris HQ", "Tokyo"]
+    assert "ZOOM_QSS_ANALYTICS_THRESHOLDS_FILE" not in env, "empty: the shipped file"
+
+
 # --- the secret token ------------------------------------------------------------------------
 
 
@@ -800,6 +1168,22 @@ def test_existing_secret_carries_the_hash_salt(rendered: dict[str, list[Manifest
             },
             "either bearerToken.secretName or basicAuth",
         ),
+        (
+            {"config": {"analytics": {"sites": [SITE_A, {**SITE_B, "name": " A "}]}}},
+            'config.analytics.sites: site "A" is given twice',
+        ),
+        (
+            {"config": {"analytics": {"sites": [{**SITE_A, "name": "Other"}]}}},
+            'config.analytics.sites: "Other" is reserved',
+        ),
+        (
+            {"config": {"analytics": {"accounts": [{"id": "a", "name": "A"}] * 2}}},
+            'config.analytics.accounts: id "a" is given twice',
+        ),
+        (
+            {"config": {"analytics": {"sites": [SITE_A], "existingSitesConfigMap": "mine"}}},
+            "config.analytics: set either sites or existingSitesConfigMap, not both",
+        ),
     ],
 )
 def test_impossible_combinations_fail_clearly(
@@ -852,6 +1236,57 @@ def test_impossible_combinations_fail_clearly(
         (
             {"config": {"remoteWrite": {"wal": {"emptyDir": {"sizeLimt": "1Gi"}}}}},
             "'sizeLimt' not allowed",
+        ),
+        ({"config": {"analytics": {"maxRows": 0}}}, "/config/analytics/maxRows"),
+        (
+            {"config": {"analytics": {"sites": [{**SITE_A, "subnets": []}]}}},
+            "/config/analytics/sites/0/subnets",
+        ),
+        (
+            {"config": {"analytics": {"sites": [{**SITE_A, "subnets": ["Paris"]}]}}},
+            "/config/analytics/sites/0/subnets/0",
+        ),
+        (
+            {"config": {"analytics": {"sites": [{**SITE_A, "name": "x" * 65}]}}},
+            "/config/analytics/sites/0/name",
+        ),
+        (
+            {"config": {"analytics": {"sites": [{"name": "A", "subnet": ["10.0.0.0/8"]}]}}},
+            "/config/analytics/sites/0",
+        ),
+        (
+            {"config": {"analytics": {"accounts": [{"id": 123456, "name": "A"}]}}},
+            "/config/analytics/accounts/0/id",
+        ),
+        (
+            {"config": {"analytics": {"thresholds": {"poor": SHIPPED_QUALITY["poor"]}}}},
+            "properties 'cause' required",
+        ),
+        (
+            {
+                "config": {
+                    "analytics": {
+                        "thresholds": {
+                            **SHIPPED_QUALITY,
+                            "poor": {**SHIPPED_QUALITY["poor"], "packet_loss": 10},
+                        }
+                    }
+                }
+            },
+            "/config/analytics/thresholds/poor/packet_loss",
+        ),
+        (
+            {
+                "config": {
+                    "analytics": {
+                        "thresholds": {
+                            **SHIPPED_QUALITY,
+                            "cause": {"wifi_rssi_dbm": -70},
+                        }
+                    }
+                }
+            },
+            "/config/analytics/thresholds/cause",
         ),
     ],
 )
@@ -996,6 +1431,11 @@ def top_level_dashboards() -> dict[str, str]:
     return dashboard_files(ROOT / "dashboards")
 
 
+def dashboard_maps(docs: list[Manifest]) -> list[Manifest]:
+    """The ConfigMaps for Grafana's sidecar (not the analytics' files)."""
+    return [m for m in of_kind(docs, "ConfigMap") if "grafana_dashboard" in m["metadata"]["labels"]]
+
+
 def test_chart_reads_the_top_level_rules_and_dashboards() -> None:
     for name in ("rules", "dashboards"):
         link = CHART / name
@@ -1026,7 +1466,7 @@ def test_dashboard_config_maps_are_exactly_dashboards_dir(
     rendered: dict[str, list[Manifest]], case: str
 ) -> None:
     docs = rendered[case]
-    maps = of_kind(docs, "ConfigMap")
+    maps = dashboard_maps(docs)
     assert {k: v for m in maps for k, v in m["data"].items()} == top_level_dashboards()
     for config_map in maps:
         assert len(config_map["data"]) == 1
@@ -1358,6 +1798,17 @@ def test_wheel_from_the_build_stage_runs_as_the_chart_runs_it(
         assert env["ZOOM_QSS_REMOTE_WRITE_WAL_DIRECTORY"] == str(volumes / "wal")
         segments = list((volumes / "wal").glob("segment-*.wal"))
         assert sum(segment.stat().st_size for segment in segments) > 0, segments
+
+    # With the analytics' files of all-features, from the chart's ConfigMap laid out as the
+    # kubelet does: the exporter starts with them (accounts and thresholds are read at start).
+    values = tmp_path / "analytics-values.json"  # JSON: see render_values
+    values.write_text(json.dumps({"config": {"analytics": all_features_analytics()}}))
+    docs = helm.template("--values", values)
+    with running_as_the_chart(entrypoint, docs, tmp_path / "analytics", workdir) as (base, env):
+        assert env["ZOOM_QSS_ANALYTICS_SITES_FILE"].startswith(str(tmp_path / "analytics"))
+        exposition = httpx.get(base + env["ZOOM_QSS_WEB_TELEMETRY_PATH"]).text
+        sites = re.search(r"^zoom_qss_exporter_analytics_sites (\S+)$", exposition, re.M)
+        assert sites and float(sites.group(1)) == 3, exposition
     assert list(workdir.iterdir()) == [], "the exporter wrote to its working directory"
 
 
@@ -1368,13 +1819,7 @@ def running_as_the_chart(
     """The installed console script with the container's arguments and environment, each volume
     the chart mounts standing in as a directory under ``volumes`` (paths in the environment
     follow); yields its URL and environment."""
-    chart = resolved_env(docs, WAITED_FOR)
-    for mount in container(docs)["volumeMounts"]:
-        local = volumes / mount["name"]
-        local.mkdir(parents=True)
-        for name, value in chart.items():
-            if value == mount["mountPath"] or value.startswith(mount["mountPath"] + "/"):
-                chart[name] = str(local) + value.removeprefix(mount["mountPath"])
+    chart = stand_in_volumes(docs, resolved_env(docs, WAITED_FOR), volumes)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZOOM_")}
     env.update(chart)

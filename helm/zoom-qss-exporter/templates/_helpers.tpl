@@ -195,3 +195,87 @@ wait for ever), and two processes must never share one log.
 {{- end }}
 {{- toYaml $strategy }}
 {{- end }}
+
+{{/*
+The quality analytics' files that the chart renders into its ConfigMap <fullname>-analytics
+(templates/analytics.yaml), mounted at /etc/zoom-qss-exporter/analytics; each is empty when there
+is nothing to render or analytics is off. They are written as JSON, which YAML reads as it is:
+the exporter reads YAML 1.1 (PyYAML), where some strings that toYaml leaves unquoted are not
+strings ("=", "<<"), and every JSON string is quoted. A leading comment says where they come from.
+*/}}
+{{- define "zoom-qss-exporter.analyticsHeader" -}}
+# Rendered by the zoom-qss-exporter Helm chart from config.analytics.{{ . }}: change it there.
+{{- end }}
+
+{{/*
+sites.yaml, from config.analytics.sites. Fails on what the exporter would refuse and the schema
+cannot tell: a name given twice, a reserved name, sites together with existingSitesConfigMap.
+*/}}
+{{- define "zoom-qss-exporter.analyticsSites" -}}
+{{- $analytics := .Values.config.analytics }}
+{{- if and $analytics.enabled $analytics.sites }}
+{{- if $analytics.existingSitesConfigMap }}
+{{- fail "config.analytics: set either sites or existingSitesConfigMap, not both" }}
+{{- end }}
+{{- $names := dict }}
+{{- range $analytics.sites }}
+{{- $name := trim .name }}
+{{- if has (lower $name) (list "external" "unknown" "other") }}
+{{- fail (printf "config.analytics.sites: %q is reserved (the exporter uses external, unknown and other)" $name) }}
+{{- end }}
+{{- if hasKey $names $name }}
+{{- fail (printf "config.analytics.sites: site %q is given twice" $name) }}
+{{- end }}
+{{- $_ := set $names $name true }}
+{{- end }}
+{{- include "zoom-qss-exporter.analyticsHeader" "sites" }}
+{{ toPrettyJson (dict "sites" $analytics.sites) }}
+{{- end }}
+{{- end }}
+
+{{/*
+accounts.yaml, from config.analytics.accounts. Fails on an id given twice.
+*/}}
+{{- define "zoom-qss-exporter.analyticsAccounts" -}}
+{{- $analytics := .Values.config.analytics }}
+{{- if and $analytics.enabled $analytics.accounts }}
+{{- $ids := dict }}
+{{- range $analytics.accounts }}
+{{- if hasKey $ids .id }}
+{{- fail (printf "config.analytics.accounts: id %q is given twice" .id) }}
+{{- end }}
+{{- $_ := set $ids .id true }}
+{{- end }}
+{{- include "zoom-qss-exporter.analyticsHeader" "accounts" }}
+{{ toPrettyJson (dict "accounts" $analytics.accounts) }}
+{{- end }}
+{{- end }}
+
+{{/*
+quality.yaml, from config.analytics.thresholds (the schema requires both sections with every
+key). JSON writes a number under 1e-6 with an exponent and no point (1e-7), which YAML 1.1
+reads as a string: it becomes 1.0e-7.
+*/}}
+{{- define "zoom-qss-exporter.analyticsThresholds" -}}
+{{- $analytics := .Values.config.analytics }}
+{{- if and $analytics.enabled $analytics.thresholds }}
+{{- include "zoom-qss-exporter.analyticsHeader" "thresholds" }}
+{{ regexReplaceAll "([^0-9.])(-?[0-9]+)([eE][-+]?[0-9]+)" (toPrettyJson $analytics.thresholds) "${1}${2}.0${3}" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the chart's analytics ConfigMap.
+*/}}
+{{- define "zoom-qss-exporter.analyticsConfigMapName" -}}
+{{- printf "%s-analytics" (include "zoom-qss-exporter.fullname" .) }}
+{{- end }}
+
+{{/*
+"true" when the pod mounts the analytics volume at /etc/zoom-qss-exporter/analytics: a file of
+the chart's ConfigMap, or the sites of existingSitesConfigMap.
+*/}}
+{{- define "zoom-qss-exporter.analyticsVolume" -}}
+{{- $analytics := .Values.config.analytics }}
+{{- if or (include "zoom-qss-exporter.analyticsSites" .) (include "zoom-qss-exporter.analyticsAccounts" .) (include "zoom-qss-exporter.analyticsThresholds" .) (and $analytics.enabled $analytics.existingSitesConfigMap) }}true{{ end }}
+{{- end }}
