@@ -138,12 +138,13 @@ class QualityAnalytics(Collector):
             self._phone(conversion, fresh, account, new_summary)
             return
         key = hash(owner)
+        product = owner[0]
         if conversion.client is not None:
             profile = self._profile(conversion.client, conversion.site)
             self.profiles.put(key, profile)
+            self._open_rows(product, account, profile)
         else:
             profile = self.profiles.get(key)
-        product = owner[0]
         if fresh:
             self._minutes(conversion, fresh, product, account, profile)
         if conversion.summary and new_summary:
@@ -151,6 +152,16 @@ class QualityAnalytics(Collector):
             row[0] += 1
             if summary_poor(conversion.summary, self.options.thresholds):
                 row[1] += 1
+
+    def _open_rows(self, product: str, account: str, profile: Profile) -> None:
+        """The rows a participant will count into, at 0 from its ``*_data`` event on (Zoom
+        sends it as the participant joins): ``rate()`` sees a counter's rise only from a
+        sample before it, so a combination's first minute and first participation count."""
+        self.site.row((product, account, profile.site, profile.network_type))
+        self.participations.row((product, account, profile.site, profile.network_type))
+        self.client.row((product, profile.platform, profile.version))
+        for media in d.MEDIA:
+            self.path.row((product, profile.data_center, profile.connection_type, media))
 
     def _minutes(
         self,
@@ -192,6 +203,8 @@ class QualityAnalytics(Collector):
         t = self.options.thresholds
         client = conversion.client
         network = d.network_type(client.network_type) if client is not None else d.UNKNOWN
+        if client is not None:  # a call's samples come before its summary: open its row
+            self.calls.row((account,))
         if fresh:
             row = self.site.row(("phone", account, d.UNKNOWN, network))
             for s in fresh:

@@ -36,6 +36,7 @@ class RowTable:
         self.width = 1 + (len(CAUSES) if causes else 1)
         self.rows: dict[tuple[str, ...], list[float]] = {}
         self.folds = 0
+        self._folded: set[tuple[str, ...]] = set()  # combinations folded, up to max_rows
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -46,7 +47,10 @@ class RowTable:
         if found is not None:
             return found
         if len(self.rows) >= self.max_rows:
-            self.folds += 1
+            if key not in self._folded:  # each combination once (while it is remembered)
+                self.folds += 1
+                if len(self._folded) < self.max_rows:
+                    self._folded.add(key)
             key = (key[0], *(OTHER,) * (len(key) - 1))
             found = self.rows.get(key)
             if found is not None:
