@@ -7,8 +7,9 @@ fields are allowed, and QoS ``details`` stay raw: the conversion step reads them
 value so that one bad value or item never sinks the whole event.
 
 Each model knows every field Zoom documents for it, read or not (``_documented``: e-mails,
-IP addresses and the like are documented but deliberately never read), so that a field Zoom
-adds is counted (:meth:`_Model.unknown_fields`) instead of passing unnoticed.
+MAC addresses and the like are documented but deliberately never read; IP addresses are read
+only to be matched to a site, then dropped), so that a field Zoom adds is counted
+(:meth:`_Model.unknown_fields`) instead of passing unnoticed.
 """
 
 from __future__ import annotations
