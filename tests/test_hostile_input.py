@@ -293,6 +293,30 @@ CASES: dict[str, Case] = {
         422,
         QOS_INVALID,
     ),
+    # the analytics read addresses and free text: none of it may refuse an event
+    "data item with garbage addresses and dimensions": Case(
+        _json(
+            with_(
+                example("meeting.participant_data"),
+                "payload.object.participant.data.0",
+                {
+                    "audio_internal_ip_address": "999.1.2.3",
+                    "video_internal_ip_address": ["10.0.0.1"],
+                    "signaling_ip_address": {"ip": "10.0.0.1"},
+                    "as_internal_ip_address": 10,
+                    "network_type": "\u2603" * 300,
+                    "data_center": "<script>" * 50,
+                    "version": "v" * 500,
+                    "device": None,
+                },
+            )
+        ),
+        200,
+        ("meeting.participant_data", "accepted"),
+    ),
+    "account id of every shape": Case(
+        _json(with_(qos(), "payload.account_id", {"nested": ["x" * 5000]})), 200, QOS_ACCEPTED
+    ),
     # big but under the size limit
     "huge string in an unknown field": Case(
         _json(with_(qos(), "payload.padding", "z" * (LIMIT - 4096))), 200, QOS_ACCEPTED
