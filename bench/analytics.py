@@ -75,7 +75,7 @@ def data_event(gen: events.Generator, participant: int) -> dict[str, Any]:
         "event": "meeting.participant_data",
         "event_ts": (gen.base_time + 1) * 1000,
         "payload": {
-            "account_id": ACCOUNTS[(participant // 11) % len(ACCOUNTS)],
+            "account_id": ACCOUNTS[site % len(ACCOUNTS)],  # a site belongs to one account
             "object": {
                 "uuid": events.meeting_uuid(gen.namespace, participant // gen.meeting_size),
                 "participant": {"participant_id": user, "data": [item]},
@@ -130,15 +130,19 @@ def http_rounds(args: argparse.Namespace, work: Path) -> Table:
     )
     on = harness.median([r.rate for r in results["on"]])
     off = harness.median([r.rate for r in results["off"]])
-    ratio = harness.ratio(on, off)
+    # each round's two runs are back to back: the median of their ratios shrugs off the
+    # load that other processes put on a shared machine for part of the run
+    pairs = [harness.ratio(a.rate, b.rate) for a, b in zip(results["on"], results["off"])]
+    ratio = harness.median(pairs)
     table.add(
-        "steady-state updates: events/s, on vs off",
+        "steady-state updates: events/s, on vs off (median of the rounds' ratios)",
         f"{on:,.0f}",
         f"{off:,.0f}",
         f"{ratio:.2f}",
         f"≥ {TARGET_RATIO:.2f}",
         ratio >= TARGET_RATIO,
     )
+    table.add("  the rounds' ratios", ", ".join(f"{r:.2f}" for r in pairs))
     p99_on = harness.median([r.p99 for r in results["on"]])
     p99_off = harness.median([r.p99 for r in results["off"]])
     table.add(
