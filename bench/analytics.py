@@ -132,7 +132,8 @@ def http_rounds(args: argparse.Namespace, work: Path) -> Table:
     off = harness.median([r.rate for r in results["off"]])
     # each round's two runs are back to back: the median of their ratios shrugs off the
     # load that other processes put on a shared machine for part of the run
-    pairs = [harness.ratio(a.rate, b.rate) for a, b in zip(results["on"], results["off"])]
+    runs = zip(results["on"], results["off"], strict=True)
+    pairs = [harness.ratio(a.rate, b.rate) for a, b in runs]
     ratio = harness.median(pairs)
     table.add(
         "steady-state updates: events/s, on vs off (median of the rounds' ratios)",
