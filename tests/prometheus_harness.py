@@ -70,15 +70,25 @@ def exporter(directory: Path, token: str, *flags: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def prometheus(directory: Path, target: str, rule_files: Sequence[Path] = ()) -> Iterator[str]:
-    """Debian's Prometheus scraping ``target`` and evaluating rules every second."""
+def prometheus(
+    directory: Path, target: str, rule_files: Sequence[Path] = (), alertmanager: str = ""
+) -> Iterator[str]:
+    """Debian's Prometheus scraping ``target`` and evaluating rules every second, sending its
+    alerts to ``alertmanager`` (a URL) if given."""
     binary = shutil.which("prometheus")
     assert binary, "prometheus missing: run scripts/setup (installs Debian's prometheus)"
     port = free_port()
     config = directory / "prometheus.yml"
     rules = "".join(f"  - {path}\n" for path in rule_files)
+    alerting = (
+        "alerting:\n  alertmanagers:\n    - static_configs:\n"
+        f"        - targets: ['{alertmanager.removeprefix('http://')}']\n"
+        if alertmanager
+        else ""
+    )
     config.write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        + alerting
         + (f"rule_files:\n{rules}" if rules else "")
         + f"scrape_configs:\n  - job_name: {JOB}\n"
         f"    static_configs:\n      - targets: ['{target.removeprefix('http://')}']\n"
