@@ -25,6 +25,7 @@ MEDIA_TYPES = frozenset(
     {"audio_input", "audio_output", "video_input", "video_output", "as_input", "as_output"}
 )
 MAX_ACCOUNT = 64  # characters of an account id or name used as a label
+MAX_ACCOUNTS_SEEN = 256  # ids whose label is remembered (the rest are looked up each time)
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,8 @@ class QualityAnalytics(Collector):
         else:
             name = self.options.accounts.get(text) or text
             name = self.accounts(name if len(name) <= MAX_ACCOUNT else d.OTHER)
-        if len(self._account_names) < 4 * self.options.limits.max_accounts:
+        # remembered for the next event: a bounded number of ids, none of them long
+        if len(account_id) <= MAX_ACCOUNT and len(self._account_names) < 4 * MAX_ACCOUNTS_SEEN:
             self._account_names[account_id] = name
         return name
 
