@@ -1,5 +1,11 @@
-"""``python -m mixin [--check] [--quality FILE]``: write rules/ and dashboards/ from
-mixin/thresholds.yaml and the exporter's quality thresholds (what makes a stream poor).
+"""``python -m mixin [--check] [--thresholds FILE] [--quality FILE] [--out DIR]``: write rules/
+and dashboards/ from mixin/thresholds.yaml and the exporter's quality thresholds (what makes a
+stream poor).
+
+``--thresholds FILE`` reads another copy of thresholds.yaml, and ``--out DIR`` writes (or, with
+``--check``, compares) DIR/rules/ and DIR/dashboards/ instead of the repository's: rules with
+other windows, durations or objectives beside the shipped ones (a test's short ``for``, a
+fleet's own thresholds kept outside the repository).
 
 ``--quality FILE`` reads those from FILE instead of the exporter's shipped
 zoom_qss_exporter/analytics/quality.yaml: the copy the exporter runs with
@@ -19,10 +25,12 @@ from typing import Any
 
 import yaml
 
+from .alerts import alert_groups
 from .analytics import analytics_groups
 from .config import QUALITY, THRESHOLDS, ConfigError, load
 from .dashboards import all_dashboards
-from .rules import alert_groups, recording_groups
+from .rules import recording_groups
+from .slo import slo_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = (
@@ -57,6 +65,7 @@ def outputs(thresholds: Path = THRESHOLDS, quality: Path = QUALITY) -> dict[Path
         Path("rules/zoom-qss-alerts.yaml"): render_yaml(alert_groups(config)),
         Path("rules/zoom-qss-recording.yaml"): render_yaml(recording_groups(config)),
         Path("rules/zoom-qss-analytics.yaml"): render_yaml(analytics_groups()),
+        Path("rules/zoom-qss-slo.yaml"): render_yaml(slo_groups(config)),
     }
     for name, board in all_dashboards(config).items():
         text = json.dumps(board, indent=2, ensure_ascii=False) + "\n"
@@ -67,7 +76,20 @@ def outputs(thresholds: Path = THRESHOLDS, quality: Path = QUALITY) -> dict[Path
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mixin", description=__doc__)
     parser.add_argument("--check", action="store_true", help="only report stale files")
-    parser.add_argument("--thresholds", type=Path, default=THRESHOLDS)
+    parser.add_argument(
+        "--thresholds",
+        type=Path,
+        default=THRESHOLDS,
+        metavar="FILE",
+        help="the thresholds, windows and durations of the rules (default: mixin/thresholds.yaml)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT,
+        metavar="DIR",
+        help="write (or check) DIR/rules/ and DIR/dashboards/ (default: the repository)",
+    )
     parser.add_argument(
         "--quality",
         type=Path,
@@ -82,19 +104,20 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"mixin: {error}", file=sys.stderr)
         return 2
+    out: Path = args.out
     stale = [
         path
         for path, text in files.items()
-        if not (ROOT / path).exists() or (ROOT / path).read_text() != text
+        if not (out / path).exists() or (out / path).read_text() != text
     ]
     if args.check:
         for path in stale:
             print(f"mixin: {path} is out of date: run python -m mixin", file=sys.stderr)
         return 1 if stale else 0
     for path in stale:
-        (ROOT / path).parent.mkdir(parents=True, exist_ok=True)
-        (ROOT / path).write_text(files[path])
-        print(f"mixin: wrote {path}")
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_text(files[path])
+        print(f"mixin: wrote {out / path if out != ROOT else path}")
     return 0
 
 

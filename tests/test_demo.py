@@ -20,6 +20,7 @@ from prometheus_harness import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ANALYTICS_RULE = "product_account:zoom_qos_stream_minutes:rate5m"  # rules/zoom-qss-analytics.yaml
+SLO_RULE = "product_account:zoom_qos_poor_stream_minutes:ratio_rate1h"  # rules/zoom-qss-slo.yaml
 ALERTS_LINE = re.compile(r"alerts at (?P<alerts>http://\S+) .*rules at (?P<rules>http://\S+)")
 
 
@@ -77,13 +78,13 @@ def test_demo_prints_alerts_and_rules_pages_that_answer() -> None:
         rules = httpx.get(found["rules"], timeout=10)
         assert alerts.status_code == 200 and rules.status_code == 200
         if found["alerts"].endswith("/classic/alerts"):  # server-rendered: names in the page
-            for name in ("ZoomQSSExporterDown", "ZoomLowMOS", "ZoomParticipantHighPacketLoss"):
+            for name in ("ZoomQSSExporterDown", "ZoomSiteDegraded", "ZoomParticipantPoorQuality"):
                 assert name in alerts.text
-            assert "participant:zoom_qos_poor:max" in rules.text
+            assert SLO_RULE in rules.text
             assert ANALYTICS_RULE in rules.text  # every rule file of rules/
         else:  # a single-page UI: the names come from its API
             api = httpx.get(f"http://{prometheus}/api/v1/rules").text
-            assert "ZoomLowMOS" in api and ANALYTICS_RULE in api
+            assert "ZoomSiteDegraded" in api and ANALYTICS_RULE in api and SLO_RULE in api
         assert process.wait(timeout=120) == 0, "".join(output)
     finally:
         if process.poll() is None:

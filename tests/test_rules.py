@@ -18,26 +18,37 @@ from mixin.config import QUALITY
 from mixin_harness import (
     ALERT_FILE,
     ANALYTICS_FILE,
+    DASHBOARDS,
     ONE_INFO,
     RECORDING_FILE,
     ROOT,
     RULE_FILES,
     RULES,
+    SLO_FILE,
     known_metrics,
+    load,
     load_yaml,
     metric_names,
     promtool,
     recorded_names,
     rules,
+    variables,
 )
 
 UNIT_TESTS = sorted((RULES / "tests").glob("*.yaml"))
 RUNBOOK = ROOT / "docs" / "runbook.md"
-PARTICIPANT_LABELS = ("product", "meeting_id", "participant_id", "qos_type")
+THRESHOLDS = ROOT / "mixin" / "thresholds.yaml"
 
 
 def alerts() -> list[dict[str, Any]]:
     return rules(ALERT_FILE)
+
+
+def alert_key(rule: dict[str, Any]) -> tuple[str, ...]:
+    """An alerting rule by its name and static labels (one name has several rules: severities,
+    burn-rate windows)."""
+    labels = rule.get("labels") or {}
+    return (rule["alert"], *(f"{k}={v}" for k, v in sorted(labels.items())))
 
 
 def test_generated_files_are_up_to_date() -> None:
@@ -69,8 +80,10 @@ def test_promtool_unit_tests_pass() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_every_alert_and_severity_fires_and_resolves_in_a_unit_test() -> None:
-    fired: set[tuple[str, str]] = set()
+def test_every_alert_fires_and_stays_quiet_in_a_unit_test() -> None:
+    """Each alerting rule (each severity and burn-rate window) fires in a unit test, and each
+    alert name is checked at a time where it must not fire."""
+    fired: set[tuple[str, ...]] = set()
     quiet: set[str] = set()  # alerts with a time at which they must not fire
     for path in UNIT_TESTS:
         for case in load_yaml(path)["tests"]:
@@ -79,43 +92,89 @@ def test_every_alert_and_severity_fires_and_resolves_in_a_unit_test() -> None:
                 if not expected:
                     quiet.add(check["alertname"])
                 for alert in expected:
-                    fired.add((check["alertname"], alert["exp_labels"]["severity"]))
-    defined = {(rule["alert"], rule["labels"]["severity"]) for rule in alerts()}
+                    labels = alert["exp_labels"]
+                    static = {k: labels[k] for k in ("severity", "long", "short") if k in labels}
+                    fired.add(alert_key({"alert": check["alertname"], "labels": static}))
+    defined = {alert_key(rule) for rule in alerts()}
     assert defined - fired == set(), "alerts without a firing unit test"
-    assert {name for name, _ in defined} - quiet == set(), "alerts never checked quiet"
+    assert {rule["alert"] for rule in alerts()} - quiet == set(), "alerts never checked quiet"
+
+
+def _dashboard_variables() -> dict[str, set[str]]:
+    return {load(path)["uid"]: set(variables(load(path))) for path in DASHBOARDS}
 
 
 def test_alerts_follow_the_conventions() -> None:
     runbook = RUNBOOK.read_text()
-    base = load_yaml(ROOT / "mixin" / "thresholds.yaml")["runbook_url"]
+    boards = _dashboard_variables()
+    assert load_yaml(THRESHOLDS)["runbook_url"] == ""  # no made-up address by default
     for rule in alerts():
         name = rule["alert"]
         assert re.fullmatch(r"Zoom(?:[A-Z][a-z]*|QSS|MOS)+", name), name
-        assert re.fullmatch(r"\d+[smh]", rule["for"]), name
+        assert re.fullmatch(r"(\d+[smhd])+", rule["for"]), name
         assert rule["labels"]["severity"] in ("critical", "warning", "info"), name
         annotations = rule["annotations"]
-        assert set(annotations) == {"summary", "description", "runbook_url"}, name
+        assert set(annotations) == {"summary", "description", "dashboard_url"}, name
         assert annotations["summary"].endswith("."), name
         assert "{{" in annotations["description"], name
-        assert annotations["runbook_url"] == f"{base}#{name.lower()}"
+        for text in annotations.values():  # labels only: no query at notification time
+            assert not re.search(r"\|\s*query\b|\bquery\s*\}\}", text), name
+        # the link opens a shipped dashboard, with variables it has
+        url = annotations["dashboard_url"]
+        match = re.fullmatch(r"/d/([a-z-]+)(?:\?(.*))?", url)
+        assert match and match.group(1) in boards, (name, url)
+        for variable in re.findall(r"var-([a-z_]+)=", match.group(2) or ""):
+            assert variable in boards[match.group(1)], (name, variable)
         assert f"\n## {name}\n" in runbook, f"docs/runbook.md has no section for {name}"
+    # no section left for an alert that is gone
+    sections = set(re.findall(r"^## (Zoom\w+)$", runbook, re.MULTILINE))
+    assert sections == {rule["alert"] for rule in alerts()}
 
 
-def test_participant_alerts_say_who_and_where() -> None:
-    for rule in alerts():
-        if rule["alert"].startswith("ZoomParticipant"):
-            for label in PARTICIPANT_LABELS:
-                assert f"$labels.{label}" in rule["annotations"]["description"], rule["alert"]
-            assert "zoom_participant_info" in rule["annotations"]["description"]
-            assert " by " not in rule["expr"] and "without" not in rule["expr"], rule["alert"]
+def test_participant_and_call_alerts_bring_their_labels_in_by_expression() -> None:
+    """One alert per participant (not per stream or figure), with where they are from
+    zoom_participant_info joined in the expression, so Alertmanager can group and inhibit by
+    site; the same for a call party and its network, and a meeting and its number."""
+    by_name = {rule["alert"]: rule for rule in alerts()}
+    participant = by_name["ZoomParticipantPoorQuality"]
+    assert participant["expr"].startswith("group by (product, meeting_id, participant_id) (")
+    assert (
+        "group_left (user_name, meeting_number, session_name, site, network_type, "
+        in (participant["expr"])
+    )
+    assert ONE_INFO in participant["expr"]
+    assert (
+        "keep_firing_for" in participant
+        and "keep_firing_for" in by_name["ZoomPhoneCallPoorQuality"]
+    )
+    assert "group_left (network)" in by_name["ZoomPhoneCallPoorQuality"]["expr"]
+    meeting = by_name["ZoomMeetingPoorQuality"]["expr"]
+    assert "group_left (meeting_number, session_name)" in meeting
+    assert "count by (product, meeting_id) (" in meeting
 
 
-def test_recording_rules_join_one_info_series_per_participant() -> None:
-    """Two info series for one participant at once must not fail the join (unit-tested in
-    rules/tests/fleet.yaml)."""
-    for rule in rules(RECORDING_FILE):
-        if "zoom_participant_info" in rule["expr"]:
-            assert rule["expr"].count("zoom_participant_info") == rule["expr"].count(ONE_INFO)
+def test_no_alert_reads_a_per_participant_recording_rule() -> None:
+    """The alerts and the rules they read use the analytics' counters and the raw series: the
+    recording rules of rules/zoom-qss-recording.yaml (one series per participant and stream,
+    the fleet histograms' rates) are the dashboards' alone, and alerting costs no recorded series
+    per participant. (The unit tests of the alerts do not load that file.)"""
+    for path in (ALERT_FILE, SLO_FILE):
+        for rule in rules(path):
+            used = metric_names(rule["expr"]) & recorded_names(RECORDING_FILE)
+            assert not used, (rule.get("alert") or rule.get("record"), used)
+
+
+def test_rules_join_one_info_series_per_participant() -> None:
+    """Two info series for one participant at once must not fail a join (unit-tested in
+    rules/tests/fleet.yaml and rules/tests/participants.yaml): every join on
+    zoom_participant_info takes one per participant, or one per meeting for its number."""
+    per_meeting = "topk by (product, meeting_id) (1,"
+    for path in (RECORDING_FILE, ALERT_FILE):
+        for rule in rules(path):
+            expr = rule["expr"]
+            if "zoom_participant_info" in expr:
+                joined = expr.count(ONE_INFO) + 2 * expr.count(per_meeting)
+                assert expr.count("zoom_participant_info") == joined, rule.get("alert")
 
 
 def test_recording_rules_are_named_level_metric_operations() -> None:
@@ -145,7 +204,7 @@ def _mixin(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_thresholds_file_is_strict(tmp_path: Path) -> None:
     """A typo in the one configuration place fails loudly instead of keeping a default."""
-    source = (ROOT / "mixin" / "thresholds.yaml").read_text()
+    source = THRESHOLDS.read_text()
     broken = tmp_path / "thresholds.yaml"
     for edit, message in (
         (("  ratio: 0.25", "  ratoi: 0.25"), "fleet.ratio: missing"),
@@ -157,13 +216,99 @@ def test_thresholds_file_is_strict(tmp_path: Path) -> None:
             ("    info: 0.15", "    info: 0.15\n    warning: 0.3"),
             "participant.latency.warning: set it as poor.latency of quality.yaml",
         ),
-        (("  for: 2m", "  for: 2m\n  warning: 3.6"), "mos.warning: set it as poor.mos of"),
+        (("  keep_firing_for: 5m", "  keep_firing_for: 5m\n  mos: 3.6"), "phone.mos: set it as"),
         (("    info: 0.03", "    info: 0.2"), "trends.poor_share: info must be below warning"),
+        (('runbook_url: ""', "runbook_url: docs/runbook.md"), "runbook_url: an http(s)://"),
+        (("  objective: 0.95", "  objective: 95"), "slo.objective: a number from 0.5 to"),
+        (("long: 1h, short: 5m", "long: 1h, short: 2m"), "burn_rates[0].short: a multiple of 5m"),
+        (("long: 1h, short: 5m", "long: 5m, short: 1h"), "burn_rates[0]: short must be shorter"),
+        (("severity: critical, long: 1h", "severity: info, long: 1h"), "critical or warning"),
+        (
+            ("  baseline: 7d  # a whole", "  baseline: 7d10m  # a whole"),
+            "site.baseline: a multiple",
+        ),
+        (("  min_history: 1d\n  factor: 3", "  min_history: 8d\n  factor: 3"), "at most baseline"),
     ):
-        assert edit[0] in source
+        assert edit[0] in source, edit[0]
         broken.write_text(source.replace(edit[0], edit[1], 1))
         result = _mixin("--thresholds", str(broken))
-        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert result.returncode == 2 and message in result.stderr, (message, result.stderr)
+
+
+def _generate(tmp_path: Path, thresholds: str) -> dict[str, Any]:
+    """Rules from a copy of thresholds.yaml with ``thresholds`` appended (later keys win),
+    written with --out into a directory of their own: its rule files by name."""
+    copy = tmp_path / "thresholds.yaml"
+    copy.write_text(THRESHOLDS.read_text() + thresholds)
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "mixin", "--thresholds", str(copy), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return {path.name: load_yaml(path) for path in sorted((out / "rules").glob("*.yaml"))}
+
+
+def test_the_out_option_writes_rules_from_other_thresholds_elsewhere(tmp_path: Path) -> None:
+    """What a test (or a fleet) needs: its own windows and durations, the shipped files left as
+    they are, and --check against that directory."""
+    before = {path: path.read_text() for path in RULE_FILES}
+    files = _generate(
+        tmp_path,
+        "participant: {for: 1m, keep_firing_for: 2m, latency: {info: 0.15}, "
+        "packet_loss: {info: 0.01}}\n"
+        "site: {window: 5m, baseline: 1h, min_history: 10m, factor: 2, min_increase: 0.05,"
+        " min_people: 1, for: 0s}\n",
+    )
+    assert {path: path.read_text() for path in RULE_FILES} == before
+    assert sorted(files) == sorted(path.name for path in RULE_FILES)
+    generated = {
+        rule["alert"]: rule
+        for group in files["zoom-qss-alerts.yaml"]["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    participant = generated["ZoomParticipantPoorQuality"]
+    assert (participant["for"], participant["keep_firing_for"]) == ("1m", "2m")
+    site = generated["ZoomSiteDegraded"]
+    assert (
+        site["for"] == "0s"
+        and "account_site:zoom_qos_poor_stream_minutes:ratio_rate5m" in (site["expr"])
+    )
+    recorded = [r["record"] for g in files["zoom-qss-slo.yaml"]["groups"] for r in g["rules"]]
+    assert "account_site:zoom_qos_poor_stream_minutes:ratio_rate1h" in recorded  # the baseline
+    checked = subprocess.run(
+        [promtool(), "check", "rules", *sorted((tmp_path / "out" / "rules").glob("*.yaml"))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    copy = str(tmp_path / "thresholds.yaml")
+    same = _mixin("--thresholds", copy, "--out", str(tmp_path / "out"))
+    assert same.returncode == 0, same.stderr
+    stale = _mixin("--out", str(tmp_path / "out"))  # the shipped thresholds differ
+    assert stale.returncode == 1 and "rules/zoom-qss-alerts.yaml is out of date" in stale.stderr
+
+
+def test_links_follow_grafana_url_and_runbook_url(tmp_path: Path) -> None:
+    """With a Grafana address, dashboard links are absolute; with a runbook address, every
+    alert links to its own section of it."""
+    files = _generate(
+        tmp_path,
+        'grafana_url: "https://grafana.example.com/"\n'
+        'runbook_url: "https://git.example.com/ops/zoom-qss/docs/runbook.md"\n',
+    )
+    for group in files["zoom-qss-alerts.yaml"]["groups"]:
+        for rule in group["rules"]:
+            annotations = rule["annotations"]
+            assert annotations["dashboard_url"].startswith("https://grafana.example.com/d/")
+            assert annotations["runbook_url"] == (
+                f"https://git.example.com/ops/zoom-qss/docs/runbook.md#{rule['alert'].lower()}"
+            )
 
 
 def _quality(tmp_path: Path, **poor: float) -> Path:
@@ -185,21 +330,21 @@ def test_the_poor_thresholds_are_the_exporters_quality_file(tmp_path: Path) -> N
     operator's quality file (the exporter's --analytics.thresholds-file) reaches the alerts,
     the recording rules and the lines drawn on the dashboards."""
     mixin = load_yaml(ROOT / "mixin" / "thresholds.yaml")
-    assert "warning" not in _keys(mixin["participant"]) | _keys(mixin["mos"])
+    assert "warning" not in _keys(mixin["participant"]) | _keys(mixin["phone"])
+    assert "mos" not in _keys(mixin["phone"])
     files = outputs(quality=_quality(tmp_path, latency=0.3, jitter=0.05, packet_loss=0.08, mos=3.6))
     recording = files[Path("rules/zoom-qss-recording.yaml")]
     for condition in ("> 0.3\n", "> 0.05\n", "> 0.08\n", "< 3.6\n"):
         assert condition in recording, condition
     alerts = {
-        (rule["alert"], rule["labels"]["severity"]): rule["expr"]
+        rule["alert"]: rule["expr"]
         for group in yaml.safe_load(files[Path("rules/zoom-qss-alerts.yaml")])["groups"]
         for rule in group["rules"]
     }
-    assert alerts[("ZoomParticipantHighLatency", "warning")].endswith("> 0.3")
-    assert alerts[("ZoomParticipantHighLatency", "info")].endswith("> 0.15")  # thresholds.yaml
-    assert alerts[("ZoomParticipantHighJitter", "warning")].endswith("> 0.05")
-    assert alerts[("ZoomParticipantHighPacketLoss", "warning")].endswith("> 0.08")
-    assert "< 3.6" in alerts[("ZoomLowMOS", "warning")]
+    for name in ("ZoomParticipantPoorQuality", "ZoomMeetingPoorQuality"):
+        for condition in ("} > 0.3\n", "} > 0.05\n", "} > 0.08\n", "} < 3.6\n"):
+            assert condition in alerts[name], (name, condition)
+    assert "(zoom_phone_mos) < 3.6," in alerts["ZoomPhoneCallPoorQuality"]
     fleet = json.loads(files[Path("dashboards/zoom-qss-fleet.json")])
     (latency,) = [p for p in fleet["panels"] if p["title"] == "Latency percentiles"]
     steps = latency["fieldConfig"]["defaults"]["thresholds"]["steps"]
@@ -218,20 +363,30 @@ def test_the_quality_option(tmp_path: Path) -> None:
     broken = _mixin("--quality", str(_quality(tmp_path, mos=7)))
     assert broken.returncode == 2
     assert "poor.mos: a number from 1 to 5 is required" in broken.stderr
-    below = _mixin("--quality", str(_quality(tmp_path, latency=0.1)))  # under latency's info
+    below = _mixin("--quality", str(_quality(tmp_path, latency=0.1)))  # under its line drawn
     assert below.returncode == 2
     assert "participant.latency: info must be below warning" in below.stderr, below.stderr
 
 
 @pytest.mark.parametrize("path", UNIT_TESTS, ids=lambda p: p.name)
 def test_unit_test_files_load_the_rule_files_they_test(path: Path) -> None:
-    """The alerts read the recording rules: their tests load both. The analytics' rules read
-    only the counters: their tests load them alone."""
+    """The analytics' rules read only the counters, rules/zoom-qss-recording.yaml and the
+    exporter's alerts only raw series: their tests load them alone. The quality alerts read
+    the analytics' rates through rules/zoom-qss-slo.yaml, and never the per-participant
+    recording rules: their tests load those three files and not that one."""
     files = sorted(load_yaml(path)["rule_files"])
     if path.name == "analytics.yaml":
         assert files == ["../zoom-qss-analytics.yaml"]
+    elif path.name == "fleet.yaml":
+        assert files == ["../zoom-qss-recording.yaml"]
+    elif path.name == "exporter.yaml":  # the exporter's alerts read its own series
+        assert files == ["../zoom-qss-alerts.yaml"]
     else:
-        assert files == ["../zoom-qss-alerts.yaml", "../zoom-qss-recording.yaml"]
+        assert files == [
+            "../zoom-qss-alerts.yaml",
+            "../zoom-qss-analytics.yaml",
+            "../zoom-qss-slo.yaml",
+        ]
 
 
 def test_every_analytics_rule_is_unit_tested() -> None:
