@@ -16,7 +16,10 @@ from typing import Any
 
 import httpx
 
+from mixin_harness import load_yaml
 from prometheus_harness import free_port, serving
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "alertmanager" / "alertmanager.yml"
 
 
 @dataclass
@@ -83,6 +86,24 @@ def alertmanager(directory: Path, config: dict[str, Any]) -> Iterator[str]:
     ]
     with serving("Alertmanager", argv, port, directory / "alertmanager.log") as url:
         yield url
+
+
+def example_config(receiver_url: str, group_wait: str = "100ms") -> dict[str, Any]:
+    """The shipped example with its webhooks on ``receiver_url``/<receiver name> and
+    notifications sent after ``group_wait`` rather than the production wait."""
+    config: dict[str, Any] = load_yaml(EXAMPLE)
+    for entry in config["receivers"]:
+        for webhook in entry.get("webhook_configs", []):
+            webhook["url"] = f"{receiver_url}/{entry['name']}"
+
+    def fast(route: dict[str, Any]) -> None:
+        if "group_wait" in route or route is config["route"]:
+            route["group_wait"] = group_wait
+        for child in route.get("routes", []):
+            fast(child)
+
+    fast(config["route"])
+    return config
 
 
 def alerts(alertmanager_url: str, **filters: str) -> list[dict[str, Any]]:

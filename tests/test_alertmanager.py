@@ -5,23 +5,19 @@ joining and leaving do not split, the inhibitions applied, and the notifications
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import shutil
 import subprocess
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 
+from alertmanager_harness import alertmanager, example_config, webhook_receiver
 from mixin_harness import ALERT_FILE, RULES, load_yaml, rules
-from prometheus_harness import free_port, serving, wait_for
+from prometheus_harness import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "alertmanager" / "alertmanager.yml"
@@ -155,69 +151,6 @@ def test_routes_group_by_what_an_alert_is_about() -> None:
 # --- Debian's Alertmanager running the example ----------------------------------------------------
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[str, dict[str, Any]]]  # (path, webhook body), shared by the class
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["content-length"]))
-        type(self).received.append((self.path, json.loads(body)))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet."""
-
-
-@contextlib.contextmanager
-def _webhook_receiver() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
-    received: list[tuple[str, dict[str, Any]]] = []
-    handler = type("Receiver", (_Receiver,), {"received": received})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
-def _test_copy(directory: Path, receiver: str) -> Path:
-    """The example with its webhooks on ``receiver`` and notifications sent at once."""
-    config = load_yaml(CONFIG)
-    for entry in config["receivers"]:
-        for webhook in entry.get("webhook_configs", []):
-            webhook["url"] = f"{receiver}/{entry['name']}"
-
-    def fast(route: dict[str, Any]) -> None:
-        if "group_wait" in route or route is config["route"]:
-            route["group_wait"] = "100ms"
-        for child in route.get("routes", []):
-            fast(child)
-
-    fast(config["route"])
-    path = directory / "alertmanager.yml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-@contextlib.contextmanager
-def _alertmanager(directory: Path, config: Path) -> Iterator[str]:
-    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    assert binary, "Alertmanager missing: run scripts/setup (Debian's prometheus-alertmanager)"
-    port = free_port()
-    argv = [
-        binary,
-        f"--config.file={config}",
-        f"--storage.path={directory / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-        "--cluster.listen-address=",  # one instance, no gossip port
-    ]
-    with serving("Alertmanager", argv, port, directory / "alertmanager.log") as url:
-        yield url
-
-
 def _alert(name: str, severity: str, **labels: str) -> dict[str, Any]:
     return {"labels": {"alertname": name, "severity": severity, **labels}}
 
@@ -291,8 +224,8 @@ def _key(labels: dict[str, str]) -> tuple[str, str]:
 
 def test_alertmanager_groups_inhibits_and_notifies(tmp_path: Path) -> None:
     with (
-        _webhook_receiver() as (receiver, received),
-        _alertmanager(tmp_path, _test_copy(tmp_path, receiver)) as url,
+        webhook_receiver() as notifications,
+        alertmanager(tmp_path, example_config(notifications.url)) as url,
     ):
         posted = httpx.post(f"{url}/api/v2/alerts", json=ALERTS, timeout=10)
         assert posted.status_code == 200, posted.text
@@ -361,9 +294,9 @@ def test_alertmanager_groups_inhibits_and_notifies(tmp_path: Path) -> None:
 
         def delivered() -> set[tuple[str, tuple[str, str]]] | None:
             got = {
-                (path, _key(alert["labels"]))
-                for path, body in list(received)
-                for alert in body["alerts"]
+                (f"/{receiver}", _key(alert["labels"]))
+                for receiver in ("page", "ticket", "dashboard-only")
+                for alert in notifications.alerts(receiver)
             }
             return got if expected <= got else None
 

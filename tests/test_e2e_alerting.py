@@ -27,7 +27,13 @@ import httpx
 import pytest
 import yaml
 
-from alertmanager_harness import Notifications, alertmanager, alerts, webhook_receiver
+from alertmanager_harness import (
+    Notifications,
+    alertmanager,
+    alerts,
+    example_config,
+    webhook_receiver,
+)
 from mixin_harness import load_yaml
 from prometheus_harness import exporter, prometheus, query, wait_for
 from zoom_qss_exporter.simulate.run import SimulationConfig, SimulationReport, simulate
@@ -67,17 +73,6 @@ def _rules(directory: Path) -> list[Path]:
     return sorted((out / "rules").glob("*.yaml"))
 
 
-def _alertmanager_config(receiver: str) -> dict[str, Any]:
-    """The shipped example, its receivers pointed at this test's webhook server, and its
-    waits cut down like the rules' durations."""
-    config: dict[str, Any] = load_yaml(ROOT / "alertmanager" / "alertmanager.yml")
-    for entry in config["receivers"]:
-        for webhook in entry.get("webhook_configs", []):
-            webhook["url"] = f"{receiver}/{entry['name']}"
-    config["route"].update({"group_wait": "1s", "group_interval": "2s"})
-    return config
-
-
 @dataclass
 class Run:
     prometheus: str
@@ -103,7 +98,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     asyncio.run(simulate(SimulationConfig(secret_token=TOKEN, sites_file=sites, sites_only=True)))
     with (
         webhook_receiver() as notifications,
-        alertmanager(directory, _alertmanager_config(notifications.url)) as alertmanager_url,
+        alertmanager(directory, example_config(notifications.url, "1s")) as alertmanager_url,
         exporter(directory, TOKEN, f"--analytics.sites-file={sites}") as exporter_url,
         prometheus(directory, exporter_url, rule_files, alertmanager_url) as prometheus_url,
     ):
