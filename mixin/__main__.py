@@ -22,6 +22,7 @@ import yaml
 from .analytics import analytics_groups
 from .config import QUALITY, THRESHOLDS, ConfigError, load
 from .dashboards import all_dashboards
+from .live import live_groups
 from .rules import alert_groups, recording_groups
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +58,7 @@ def outputs(thresholds: Path = THRESHOLDS, quality: Path = QUALITY) -> dict[Path
         Path("rules/zoom-qss-alerts.yaml"): render_yaml(alert_groups(config)),
         Path("rules/zoom-qss-recording.yaml"): render_yaml(recording_groups(config)),
         Path("rules/zoom-qss-analytics.yaml"): render_yaml(analytics_groups()),
+        Path("rules/zoom-qss-live.yaml"): render_yaml(live_groups(config)),
     }
     for name, board in all_dashboards(config).items():
         text = json.dumps(board, indent=2, ensure_ascii=False) + "\n"

@@ -24,6 +24,7 @@ from mixin_harness import (
     ALERT_FILE,
     ANALYTICS_FILE,
     DASHBOARDS,
+    LIVE_FILE,
     QUERY_RESULT,
     RECORDING_FILE,
     RULE_FILES,
@@ -238,7 +239,7 @@ def _data_centers(run: Run) -> dict[str, str]:
 
 
 def test_every_rule_is_healthy_and_every_recording_rule_has_data(run: Run) -> None:
-    for name in sorted(recorded_names(ALERT_FILE, RECORDING_FILE)):
+    for name in sorted(recorded_names(ALERT_FILE, RECORDING_FILE, LIVE_FILE)):
         has_data(run.prometheus, name)
     groups = api(run.prometheus, "rules")["groups"]
     assert {group["name"] for group in groups} >= {"zoom-qss-analytics.rules"}

@@ -18,6 +18,7 @@ from mixin.config import QUALITY
 from mixin_harness import (
     ALERT_FILE,
     ANALYTICS_FILE,
+    LIVE_FILE,
     ONE_INFO,
     RECORDING_FILE,
     ROOT,
@@ -113,7 +114,7 @@ def test_participant_alerts_say_who_and_where() -> None:
 def test_recording_rules_join_one_info_series_per_participant() -> None:
     """Two info series for one participant at once must not fail the join (unit-tested in
     rules/tests/fleet.yaml)."""
-    for rule in rules(RECORDING_FILE):
+    for rule in rules(RECORDING_FILE) + rules(LIVE_FILE):
         if "zoom_participant_info" in rule["expr"]:
             assert rule["expr"].count("zoom_participant_info") == rule["expr"].count(ONE_INFO)
 
@@ -225,24 +226,41 @@ def test_the_quality_option(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("path", UNIT_TESTS, ids=lambda p: p.name)
 def test_unit_test_files_load_the_rule_files_they_test(path: Path) -> None:
-    """The alerts read the recording rules: their tests load both. The analytics' rules read
-    only the counters: their tests load them alone."""
+    """The alerts read the recording rules: their tests load both. The analytics' rules and
+    the live rules read only raw series: their tests load them alone."""
     files = sorted(load_yaml(path)["rule_files"])
     if path.name == "analytics.yaml":
         assert files == ["../zoom-qss-analytics.yaml"]
+    elif path.name == "live.yaml":
+        assert files == ["../zoom-qss-live.yaml"]
     else:
         assert files == ["../zoom-qss-alerts.yaml", "../zoom-qss-recording.yaml"]
 
 
-def test_every_analytics_rule_is_unit_tested() -> None:
-    """Each recorded analytics series is asserted in rules/tests/analytics.yaml."""
+@pytest.mark.parametrize(
+    ("rule_file", "unit_test"), [(ANALYTICS_FILE, "analytics.yaml"), (LIVE_FILE, "live.yaml")]
+)
+def test_every_analytics_and_live_rule_is_unit_tested(rule_file: Path, unit_test: str) -> None:
+    """Each recorded analytics and live series is asserted in its rules/tests/ file."""
     tested = {
         check["expr"]
-        for case in load_yaml(RULES / "tests" / "analytics.yaml")["tests"]
+        for case in load_yaml(RULES / "tests" / unit_test)["tests"]
         for check in case["promql_expr_test"]
     }
-    for name in recorded_names(ANALYTICS_FILE):
+    for name in recorded_names(rule_file):
         assert any(re.search(rf"(?<![:\w]){re.escape(name)}(?![:\w])", e) for e in tested), name
+
+
+def test_live_rules_read_one_instant_and_write_no_series_per_participant() -> None:
+    """The live rules read the raw series at one instant (no range, no offset) and aggregate
+    every participant away: the only per-something series left are per meeting (those with a
+    poor participant) and the fleet's dimensions."""
+    for rule in rules(LIVE_FILE):
+        expr = rule["expr"]
+        assert "[" not in expr and "offset" not in expr, rule["record"]
+        level = rule["record"].split(":")[0]
+        assert "participant" not in level and "call" not in level, rule["record"]
+        assert re.match(r"^(?:count|sum|label_replace|[a-z_:]+\n/)", expr), rule["record"]
 
 
 def test_analytics_rules_read_five_minutes_of_raw_counters() -> None:
