@@ -981,10 +981,12 @@ def test_trends_windows_read_recorded_rates_or_small_counters() -> None:
 
 # Families with a series per participant or call party (the exporter's raw per-person data).
 PER_PERSON = {
-    family.name for family in ALL_FAMILIES if {"participant_id", "call_id"} & set(family.labels)
+    family.name: family.labels
+    for family in ALL_FAMILIES
+    if {"participant_id", "call_id"} & set(family.labels)
 }
-# One meeting's selected participants, or the selected calls: bounded by the pickers.
-_BOUNDED_BY = ('meeting_id="$meeting"', 'call_id=~"$call"')
+# The selected participants of one meeting, or the selected calls: bounded by the pickers.
+_BOUNDED_BY = {"participant_id": 'participant_id=~"$participant"', "call_id": 'call_id=~"$call"'}
 _SELECTOR = re.compile(r"\b([a-z_:]+)(\{[^}]*\})?")
 
 
@@ -999,13 +1001,17 @@ def test_range_queries_read_per_person_series_of_one_meeting_or_the_selected_cal
     board: dict[str, Any],
 ) -> None:
     """A panel over a time range reads its series at every step (720 steps for 3 hours): it
-    reads a participant's or call's own series only of the selected meeting or calls, and
+    reads a participant's or call's own series only of the selected participants of one
+    meeting, or of the selected calls (the pickers' worst 10 by default), and
     counts and shares from the live recording rules, so that its cost does not grow with the
     fleet (bench/dashboards.py measures it)."""
     for where, expr in _range_targets(board):
         for name, matchers in _SELECTOR.findall(expr):
             if name in PER_PERSON:
-                assert any(b in matchers for b in _BOUNDED_BY), (where, name, matchers)
+                (key,) = {"participant_id", "call_id"} & set(PER_PERSON[name])
+                assert _BOUNDED_BY[key] in matchers, (where, name, matchers)
+                if key == "participant_id":
+                    assert 'meeting_id="$meeting"' in matchers, (where, name, matchers)
             assert "participant" not in name.split(":")[0] or ":" not in name, (where, name)
 
 

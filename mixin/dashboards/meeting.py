@@ -159,15 +159,15 @@ def meeting_drilldown(config: Config) -> Json:
         return timeseries(title, text, [target(_named(metric), _NAMED)], unit, **kw)
 
     stay = "zoom_qos_participation_{}{{" + _MEETING + ', stat="avg"}}'
-    media = f'{_MEETING}, qos_type=~"{config.media_regex}"'
+    everyone = f'{_MEETING}, qos_type=~"{config.media_regex}"'
     figures = {
-        "Value #C": ("latency", f"max by ({PARTICIPANT}) (zoom_qos_latency_seconds{{{media}}})"),
-        "Value #D": ("jitter", f"max by ({PARTICIPANT}) (zoom_qos_jitter_seconds{{{media}}})"),
+        "Value #C": ("latency", f"max by ({PARTICIPANT}) (zoom_qos_latency_seconds{{{everyone}}})"),
+        "Value #D": ("jitter", f"max by ({PARTICIPANT}) (zoom_qos_jitter_seconds{{{everyone}}})"),
         "Value #E": (
             "loss",
-            f"max by ({PARTICIPANT}) (zoom_qos_packet_loss_avg_ratio{{{media}}})",
+            f"max by ({PARTICIPANT}) (zoom_qos_packet_loss_avg_ratio{{{everyone}}})",
         ),
-        "Value #F": ("MOS", f"min by ({PARTICIPANT}) (zoom_qos_mos_estimate{{{media}}})"),
+        "Value #F": ("MOS", f"min by ({PARTICIPANT}) (zoom_qos_mos_estimate{{{everyone}}})"),
     }
     # a row's link shows that participant: found by the search (so among the picker's
     # options however they rank), in this meeting

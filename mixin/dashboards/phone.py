@@ -240,7 +240,9 @@ def phone_calls(config: Config) -> Json:
             ),
         ),
     ]
-    variables = [
+    variables = [  # the call picker reads role and direction: they come first
+        variable("role", "Party", "caller,callee", multi=True, custom=True),
+        variable("direction", "Direction", "sending,receiving", multi=True, custom=True),
         textbox(
             SEARCH,
             "Search",
@@ -257,8 +259,6 @@ def phone_calls(config: Config) -> Json:
             "the search finds, never every call",
             regex='/call_id="(?<value>[^"]+)"/',
         ),
-        variable("role", "Party", "caller,callee", multi=True, custom=True),
-        variable("direction", "Direction", "sending,receiving", multi=True, custom=True),
     ]
     return dashboard(
         PHONE_UID,
