@@ -29,6 +29,7 @@ from .alerts import alert_groups
 from .analytics import analytics_groups
 from .config import QUALITY, THRESHOLDS, ConfigError, load
 from .dashboards import all_dashboards
+from .live import live_groups
 from .rules import recording_groups
 from .slo import slo_groups
 
@@ -66,6 +67,7 @@ def outputs(thresholds: Path = THRESHOLDS, quality: Path = QUALITY) -> dict[Path
         Path("rules/zoom-qss-recording.yaml"): render_yaml(recording_groups(config)),
         Path("rules/zoom-qss-analytics.yaml"): render_yaml(analytics_groups()),
         Path("rules/zoom-qss-slo.yaml"): render_yaml(slo_groups(config)),
+        Path("rules/zoom-qss-live.yaml"): render_yaml(live_groups(config)),
     }
     for name, board in all_dashboards(config).items():
         text = json.dumps(board, indent=2, ensure_ascii=False) + "\n"

@@ -196,7 +196,8 @@ def heatmap(
         "color": {"mode": "scheme", "scheme": "Oranges", "scale": "exponential", "exponent": 0.5},
         "yAxis": {"axisPlacement": "left", "unit": y_unit},
         "rowsFrame": {"layout": "le"},
-        "tooltip": {"show": True, "yHistogram": True},
+        # Grafana 10+ heatmap tooltip: a mode (single, multi, none), not the old "show"
+        "tooltip": {"mode": "single", "yHistogram": True, "showColorScale": False},
         "legend": {"show": True},
         "cellValues": {"unit": "cps"},
         "filterValues": {"le": 1e-9},
@@ -214,12 +215,13 @@ def table(
     columns: list[str],
     renames: dict[str, str] | None = None,
     sort_by: str | None = None,
+    ascending: bool = False,
     limit: int | None = None,
     **kw: Unpack[PanelOptions],
 ) -> Panel:
     """Instant queries merged into one table, showing ``columns`` in that order; the rows
-    sorted by the column ``sort_by`` (its name before renaming), largest first, and only the
-    first ``limit`` kept, when given.
+    sorted by the column ``sort_by`` (its name before renaming), largest first (smallest first
+    if ``ascending``: a MOS), and only the first ``limit`` kept, when given.
 
     Grafana's ``merge`` joins the queries' rows on every label they share and keeps apart
     rows whose shared labels differ, ``__name__`` included (``organize`` hides it only
@@ -237,7 +239,7 @@ def table(
     }
     transformations: list[Json] = [{"id": "merge", "options": {}}]
     if sort_by:
-        sort = [{"field": sort_by, "desc": True}]
+        sort = [{"field": sort_by, "desc": not ascending}]
         transformations.append({"id": "sortBy", "options": {"fields": {}, "sort": sort}})
     if limit:
         transformations.append({"id": "limit", "options": {"limitField": limit}})
@@ -269,10 +271,14 @@ def variable(
     description: str = "",
     custom: bool = False,
     regex: str = "",
+    all_value: str | None = ".+",
+    ordered: bool = False,
 ) -> Json:
     """A query (``label_values(...)``, or ``query_result(...)`` with a ``regex`` whose named
     groups ``text`` and ``value`` make each option) or custom (``a,b``) variable; multi ones
-    offer All."""
+    offer All, which is ``all_value`` (a regex), or with ``all_value=None`` every option listed
+    (Grafana joins their values, escaped, into ``(a|b|c)``). ``ordered``: the options in the
+    query's own order (the query sorts them, worst first), not sorted by Grafana."""
     out: Json = {
         "name": name,
         "label": label,
@@ -285,8 +291,10 @@ def variable(
         "hide": 0,
         "skipUrlSync": False,
     }
-    if multi:
-        out["allValue"] = ".+"
+    if multi and all_value is not None:
+        out["allValue"] = all_value
+    if multi and all_value is None:  # All is the options: selected from the start
+        out["current"] = {"selected": True, "text": ["All"], "value": ["$__all"]}
     if custom:
         out["options"] = []
     else:
@@ -294,10 +302,25 @@ def variable(
             "datasource": DATASOURCE,
             "definition": query,
             "refresh": 2,  # on time range change
-            "sort": 1,
+            "sort": 0 if ordered else 1,
             "regex": regex,
         }
     return out
+
+
+def textbox(name: str, label: str, *, description: str = "") -> Json:
+    """Free text typed by the viewer ("" until then)."""
+    return {
+        "name": name,
+        "label": label,
+        "description": description,
+        "type": "textbox",
+        "query": "",
+        "current": {"selected": False, "text": "", "value": ""},
+        "options": [{"selected": True, "text": "", "value": ""}],
+        "hide": 0,
+        "skipUrlSync": False,
+    }
 
 
 def datasource_variable() -> Json:

@@ -21,6 +21,7 @@ ALERT_FILE = RULES / "zoom-qss-alerts.yaml"
 RECORDING_FILE = RULES / "zoom-qss-recording.yaml"
 ANALYTICS_FILE = RULES / "zoom-qss-analytics.yaml"  # the quality analytics' recording rules
 SLO_FILE = RULES / "zoom-qss-slo.yaml"  # the windows and baselines the quality alerts read
+LIVE_FILE = RULES / "zoom-qss-live.yaml"  # what is live now, for the dashboards
 RULE_FILES = tuple(sorted(RULES.glob("*.yaml")))  # every generated rule file
 DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
 ONE_INFO = "topk by (product, meeting_id, participant_id) (1, zoom_participant_info"
@@ -112,23 +113,41 @@ def variables(board: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {var["name"]: var for var in board["templating"]["list"]}
 
 
+def regex_escape(value: str) -> str:
+    """Grafana's ``${name:regex}`` format of one value: regular expressions' characters
+    escaped."""
+    return re.sub(r"[\\^$*+?.()|\[\]{}/]", lambda m: "\\" + m.group(0), value)
+
+
 def substitute(text: str, values: dict[str, str]) -> str:
-    """Grafana's interpolation of ``$name`` / ``${name}``, for the values given."""
+    """Grafana's interpolation of ``$name``, ``${name}`` and ``${name:regex}``, for the
+    values given."""
     # $__interval: 5m, the smallest the Trends panels that use it allow ("interval")
     builtins = {"__rate_interval": "1m", "__interval": "5m", "__range": "5m"}
     merged = {**builtins, **values}
-    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: merged[m.group(1) or m.group(2)], text)
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(3)
+        if match.group(2) == "regex":
+            return regex_escape(merged[name])
+        assert match.group(2) is None, match.group(0)
+        return merged[name]
+
+    return re.sub(r"\$\{(\w+)(?::(\w+))?\}|\$(\w+)", value, text)
 
 
 def default_values(board: dict[str, Any]) -> dict[str, str]:
-    """Every variable as "All" (multi), its selected or first option (custom), or a
-    placeholder value."""
+    """Every variable as "All" (multi: its allValue, else ".+" in place of the options it
+    lists), its selected or first option (custom), empty (a textbox), or a placeholder
+    value."""
     values = {}
     for name, var in variables(board).items():
         if name == "datasource":
             continue
         if var.get("multi"):
-            values[name] = ".+"
+            values[name] = var.get("allValue", ".+")
+        elif var["type"] == "textbox":
+            values[name] = var["query"]
         elif var["type"] == "custom":
             values[name] = var["current"].get("value") or var["query"].split(",")[0]
         else:
@@ -142,6 +161,8 @@ def queries(board: dict[str, Any]) -> Iterator[tuple[str, str]]:
         for target in panel["targets"]:
             yield f"{board['uid']}: {panel['title']} {target['refId']}", target["expr"]
     for var in variables(board).values():
+        if var["type"] in ("datasource", "custom", "textbox"):
+            continue
         if var["type"] == "query" and (result := QUERY_RESULT.match(var["query"])):
             yield f"{board['uid']}: variable {var['name']}", result.group(1)
         elif var["type"] == "query":
@@ -157,12 +178,14 @@ def queries(board: dict[str, Any]) -> Iterator[tuple[str, str]]:
 def grafana_options(regex: str, results: list[dict[str, str]]) -> list[tuple[str, str]]:
     """(text, value) of a query_result variable's options, as Grafana makes them: each result
     rendered as ``{label="value",...} 1 <ms>``, then matched by the variable's regex (a
-    JavaScript ``/.../`` with named groups, which Python spells ``(?P<name>...)``)."""
+    JavaScript ``/.../`` with named groups, which Python spells ``(?P<name>...)``; without a
+    ``text`` group the text is the value)."""
     pattern = re.compile(regex.strip("/").replace("(?<", "(?P<"))
     options = []
     for labels in results:
         line = "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "} 1 1700000000000"
         match = pattern.search(line)
         assert match, line
-        options.append((match.group("text"), match.group("value")))
+        text = match.group("text") if "text" in pattern.groupindex else match.group("value")
+        options.append((text, match.group("value")))
     return options

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,10 @@ import yaml
 from mixin_harness import (
     ANALYTICS_FILE,
     DASHBOARDS,
+    LIVE_FILE,
     ONE_INFO,
     QUERY_RESULT,
+    RECORDING_FILE,
     default_values,
     grafana_options,
     known_metrics,
@@ -30,6 +33,7 @@ from mixin_harness import (
     substitute,
     variables,
 )
+from zoom_qss_exporter.families import ALL_FAMILIES
 
 PREFIX, TAG = "Zoom QSS / ", "zoom-qss"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -47,8 +51,9 @@ UNITS = {  # Grafana unit ids used here; bytes/s are shown as bits/s (queries mu
     "pixel",
     "suffix: fps",
 }
-BUILTINS = {"__rate_interval", "__interval", "__range", "__url_time_range", "__data"}
+BUILTINS = {"__rate_interval", "__interval", "__range", "__url_time_range", "__data", "__all"}
 _VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+BOUNDED = {"participant", "call"}  # pickers whose All is the worst N they list
 
 
 @pytest.fixture(params=DASHBOARDS, ids=lambda p: p.name)
@@ -127,8 +132,16 @@ def test_variables_resolve(board: dict[str, Any]) -> None:
     for var in variables(board).values():
         if var["type"] != "datasource":
             assert var.get("datasource", DATASOURCE) == DATASOURCE, var["name"]
-        if var.get("multi"):
-            assert var["includeAll"] and var["allValue"] == ".+", var["name"]
+        if var.get("multi") and var["name"] in BOUNDED:
+            # All is the options the query lists (the worst now, and those searched for):
+            # selected from the start, never every participant or call
+            assert var["includeAll"] and "allValue" not in var, var["name"]
+            assert var["current"]["value"] == ["$__all"], var["name"]
+            assert re.search(r"\b(?:topk|bottomk)\(\d+,", var["query"]), var["name"]
+        elif var.get("multi"):
+            # a site may be unknown (no sites file, no info yet): All matches no label too
+            everything = ".*" if var["name"] == "site" else ".+"
+            assert var["includeAll"] and var["allValue"] == everything, var["name"]
 
 
 def test_links_lead_to_these_dashboards(board: dict[str, Any]) -> None:
@@ -147,13 +160,24 @@ def test_links_lead_to_these_dashboards(board: dict[str, Any]) -> None:
                 assert name in variables(target) and name in variables(board), (link, name)
 
 
+_EXISTS = re.compile(r"(?:and|unless) on \([^)]*\) zoom_participant_info\{[^}]*\}")
+_NAMES = re.compile(
+    r"topk by \(product, meeting_id\) \(1, group by \(product, meeting_id, meeting_number, "
+    r"session_name\) \((?:[^()]|\([^()]*\))*\)\)"
+)
+_SEARCHED = re.compile(r"zoom_participant_info\{[^`{}]*`[^`]*`\}")
+
+
 def test_info_is_joined_and_counted_one_series_per_participant(board: dict[str, Any]) -> None:
     """A participant may have two zoom_participant_info series at once (remote-write
     replicas, a device or network change): a join on ``group by`` of them would fail the whole
-    query (duplicate match group), and a count would count that participant twice."""
+    query (duplicate match group), and a count would count that participant twice. Info is
+    read otherwise only to test that a meeting or participant is there (``and``/``unless``),
+    for an instance's number or name (one per instance), or for the search (grouped)."""
     for where, expr in queries(board):
-        if "group_left" in expr or expr.startswith("count"):
-            assert expr.count("zoom_participant_info") == expr.count(ONE_INFO), where
+        if "group_left" in expr or expr.startswith("count") or "count by" in expr:
+            rest = _SEARCHED.sub("", _NAMES.sub("", _EXISTS.sub("", expr)))
+            assert rest.count("zoom_participant_info") == rest.count(ONE_INFO), where
 
 
 def _who(participant: str) -> str:
@@ -292,9 +316,11 @@ def test_participants_without_info_keep_their_series(tmp_path: Path, title: str)
 
 
 def test_the_participants_table_has_one_row_per_participant(tmp_path: Path) -> None:
-    """promtool evaluates the table's query over p1 with one info series and p2 with two (a
-    device change): two rows, one each."""
-    expr = _meeting_query("Participants")
+    """promtool evaluates the table's info query over p1 with one info series and p2 with two
+    (a device change): two rows, one each."""
+    board = load(next(path for path in DASHBOARDS if path.name == "zoom-qss-meeting.json"))
+    (table,) = [p for p in panels(board) if p["title"] == "Participants, worst first"]
+    expr = substitute(table["targets"][0]["expr"], {"product": "meeting", "meeting": "m1"})
 
     info = [
         (_who("p1"), 'user_name="Ada", device="Mac"'),
@@ -328,9 +354,12 @@ def test_the_participants_table_has_one_row_per_participant(tmp_path: Path) -> N
 def test_drilldown_is_product_meeting_participant() -> None:
     board = load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-meeting"))
     names = [var["name"] for var in board["templating"]["list"]]
-    assert names == ["datasource", "product", "meeting", "participant"]
+    assert names == ["datasource", "product", "site", "search", "meeting", "participant"]
     chained = variables(board)
-    assert "$product" in chained["meeting"]["query"]
+    assert {"$product", "$site", "${search:regex}"} <= set(
+        re.findall(r"\$\{?[\w:]+\}?", chained["meeting"]["query"])
+    )
+    assert chained["search"]["type"] == "textbox"
     assert (
         "$product" in chained["participant"]["query"]
         and "$meeting" in chained["participant"]["query"]
@@ -420,35 +449,47 @@ def test_a_merged_table_has_one_row_per_call_party_and_direction(tmp_path: Path)
     promtool_test(tmp_path / "ended_calls.yaml", unit_test)
 
 
-def test_the_meeting_picker_gives_one_option_per_instance(tmp_path: Path) -> None:
-    """promtool evaluates the picker's query: m1's participants named its number (one of them
-    twice, and one not at all: its events carried none), m2 named none; a session has its name.
-    One option each, with the number or name when any participant gave it."""
-    board = load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-meeting"))
-    query = QUERY_RESULT.match(variables(board)["meeting"]["query"])
+def _picker(board: dict[str, Any], name: str) -> str:
+    query = QUERY_RESULT.match(variables(board)[name]["query"])
     assert query
+    return query.group(1)
+
+
+def _check(expr: str, *samples: tuple[str, float]) -> dict[str, Any]:
+    return {
+        "expr": expr,
+        "eval_time": "2m",
+        "exp_samples": [{"labels": labels, "value": value} for labels, value in samples],
+    }
+
+
+def test_the_meeting_picker_offers_the_worst_and_the_searched_for(tmp_path: Path) -> None:
+    """promtool evaluates the meeting picker: instances ranked by their poor participants now
+    (the recorded count), then by size, at the selected sites; each once, reading its number or
+    name where a participant's event gave one (m1's p1 has two info series); what the search
+    finds (a participant's name, any case) first; nothing found while the search is empty."""
+    board = load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-meeting"))
+    picker = _picker(board, "meeting")
+    at = 'product="meeting", meeting_id='
     info = [
-        'product="meeting", meeting_id="m1", participant_id="p1", meeting_number="123"',
-        'product="meeting", meeting_id="m1", participant_id="p1", meeting_number="123", '
-        'device="Mac"',
-        'product="meeting", meeting_id="m1", participant_id="p2"',
-        'product="meeting", meeting_id="m2", participant_id="p3"',
+        f'{at}"m1", participant_id="p1", meeting_number="123", site="berlin"',
+        f'{at}"m1", participant_id="p1", meeting_number="123", site="berlin", device="Mac"',
+        f'{at}"m1", participant_id="p2", site="berlin"',
+        f'{at}"m2", participant_id="p3", user_name="Ada Lovelace", site="berlin"',
+        f'{at}"m3", participant_id="p4", site="berlin"',
+        f'{at}"m3", participant_id="p5", site="berlin"',
+        f'{at}"m3", participant_id="p6", site="lyon"',
+        f'{at}"m4", participant_id="p7", site="lyon"',
         'product="session", meeting_id="s1", participant_id="u1", session_name="Board"',
     ]
 
-    def picker(product: str) -> dict[str, Any]:
-        return {
-            "expr": substitute(query.group(1), {"product": product}),
-            "eval_time": "2m",
-            "exp_samples": [],
-        }
+    def options(**values: str) -> str:
+        return substitute(picker, {"product": "meeting", "site": ".*", "search": ""} | values)
 
-    meetings, sessions = picker("meeting"), picker("session")
-    meetings["exp_samples"] = [
-        {"labels": '{meeting_id="m1", picker="123 · m1"}', "value": 1},
-        {"labels": '{meeting_id="m2", picker=" · m2"}', "value": 1},
-    ]
-    sessions["exp_samples"] = [{"labels": '{meeting_id="s1", picker="Board · s1"}', "value": 1}]
+    m1, m2, m3, m4 = (
+        f'{{meeting_id="{m}", picker="{t}"}}'
+        for m, t in (("m1", "123 · m1"), ("m2", " · m2"), ("m3", " · m3"), ("m4", " · m4"))
+    )
     unit_test = {
         "tests": [
             {
@@ -456,23 +497,126 @@ def test_the_meeting_picker_gives_one_option_per_instance(tmp_path: Path) -> Non
                 "input_series": [
                     {"series": f"zoom_participant_info{{{labels}}}", "values": "1x3"}
                     for labels in info
+                ]
+                + [
+                    {
+                        "series": "product_meeting_id:zoom_qos_live_poor_participants:count"
+                        f'{{{at}"m1"}}',
+                        "values": "1x3",
+                    }
                 ],
-                "promql_expr_test": [meetings, sessions],
+                "promql_expr_test": [
+                    # 1 poor + 2 people, 3 people, 1 person, 1 person
+                    _check(options(), (m1, 1.000002), (m3, 3e-6), (m2, 1e-6), (m4, 1e-6)),
+                    _check(options(site="berlin"), (m1, 1.000002), (m3, 2e-6), (m2, 1e-6)),
+                    _check(
+                        options(search="ADA"), (m2, 1e9), (m1, 1.000002), (m3, 3e-6), (m4, 1e-6)
+                    ),
+                    _check(options(search="123", site="lyon"), (m3, 1e-6), (m4, 1e-6)),
+                    _check(
+                        substitute(picker, {"product": "session", "site": ".*", "search": ""}),
+                        ('{meeting_id="s1", picker="Board · s1"}', 1e-6),
+                    ),
+                ],
             }
         ]
     }
     promtool_test(tmp_path / "picker.yaml", unit_test)
-    options = grafana_options(
+    options_ = grafana_options(
         variables(board)["meeting"]["regex"],
         [{"meeting_id": "m1", "picker": "123 · m1"}, {"meeting_id": "m2", "picker": " · m2"}],
     )
-    assert options == [("123 · m1", "m1"), ("m2", "m2")]
+    assert options_ == [("123 · m1", "m1"), ("m2", "m2")]
+
+
+def test_the_participant_picker_offers_the_worst_and_the_searched_for(tmp_path: Path) -> None:
+    """promtool evaluates the participant picker over one meeting: each live participant
+    valued by the worst of their figures against its poor threshold (latency 0.8 s: 2; MOS 3:
+    3.5/3), at the selected sites (a participant without info is at every site); one who left
+    appears only when the search finds them; each reads "<name> · <id>"."""
+    board = load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-meeting"))
+    picker = _picker(board, "participant")
+    who = 'product="meeting", meeting_id="m1", participant_id='
+    series = [
+        (f'zoom_qos_latency_seconds{{{who}"p1", qos_type="audio_input"}}', "0.8"),
+        (f'zoom_qos_latency_seconds{{{who}"p1", qos_type="cpu_usage"}}', "9"),  # not media
+        (f'zoom_qos_mos_estimate{{{who}"p2", qos_type="audio_output"}}', "3"),
+        (f'zoom_qos_jitter_seconds{{{who}"p3", qos_type="video_input"}}', "0.003"),
+        (  # another meeting's
+            'zoom_qos_latency_seconds{product="meeting", meeting_id="m2", participant_id="p9", '
+            'qos_type="audio_input"}',
+            "1",
+        ),
+        (f'zoom_participant_info{{{who}"p1", user_name="Ada", site="berlin"}}', "1"),
+        (f'zoom_participant_info{{{who}"p2", user_name="Grace", site="paris"}}', "1"),
+        (f'zoom_participant_info{{{who}"p4", user_name="Bob", site="paris"}}', "1"),  # left
+    ]
+
+    def options(**values: str) -> str:
+        fixed = {"product": "meeting", "meeting": "m1", "site": ".*", "search": ""}
+        return substitute(picker, fixed | values)
+
+    ada, grace = (
+        '{participant_id="p1", picker="Ada · p1"}',
+        '{participant_id="p2", picker="Grace · p2"}',
+    )
+    p3, bob = '{participant_id="p3", picker=" · p3"}', '{participant_id="p4", picker="Bob · p4"}'
+    unit_test = {
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": name, "values": f"{v}x3"} for name, v in series],
+                "promql_expr_test": [
+                    _check(options(), (ada, 2), (grace, 3.5 / 3), (p3, 0.1)),
+                    _check(options(site="berlin"), (ada, 2), (p3, 0.1)),
+                    _check(options(search="bo"), (bob, 1e9), (ada, 2), (grace, 3.5 / 3), (p3, 0.1)),
+                ],
+            }
+        ]
+    }
+    promtool_test(tmp_path / "participants.yaml", unit_test)
+
+
+def test_the_call_picker_offers_the_worst_and_the_searched_for(tmp_path: Path) -> None:
+    """promtool evaluates the call picker: live calls by their lowest MOS of the selected
+    parties and directions, and first (-1) those the search finds by call or user id."""
+    board = load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-phone"))
+    picker = _picker(board, "call")
+    mos = [
+        ('call_id="c1", user_id="a", role="caller", direction="sending"', "2.5"),
+        ('call_id="c1", user_id="b", role="callee", direction="sending"', "4.4"),
+        ('call_id="c2", user_id="d", role="caller", direction="receiving"', "4"),
+    ]
+
+    def options(**values: str) -> str:
+        return substitute(picker, {"role": ".+", "direction": ".+", "search": ""} | values)
+
+    unit_test = {
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    {"series": f"zoom_phone_mos{{{labels}}}", "values": f"{v}x3"}
+                    for labels, v in mos
+                ],
+                "promql_expr_test": [
+                    _check(options(), ('{call_id="c1"}', 2.5), ('{call_id="c2"}', 4)),
+                    _check(options(role="callee"), ('{call_id="c1"}', 4.4)),
+                    _check(options(search="D"), ('{call_id="c2"}', -1), ('{call_id="c1"}', 2.5)),
+                ],
+            }
+        ]
+    }
+    promtool_test(tmp_path / "calls.yaml", unit_test)
+    regex = variables(board)["call"]["regex"]
+    assert grafana_options(regex, [{"call_id": "c1"}]) == [("c1", "c1")]
 
 
 def test_poor_call_parties_by_network(tmp_path: Path) -> None:
-    """promtool evaluates the phone dashboard's network panel and worst-calls table: a caller
-    on WiFi with a poor sample, its callee on LAN with good ones, a party with two info series
-    (a network change seen by two replicas) and one with none; the joins hold."""
+    """promtool evaluates the live rules and the phone dashboard's network panel and
+    worst-calls table: a caller on WiFi with a poor sample, its callee on LAN with good ones, a
+    party with two info series (a network change seen by two replicas) and one with none; the
+    joins hold."""
     board = load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-phone"))
     (poor, everyone) = [
         t["expr"]
@@ -509,6 +653,7 @@ def test_poor_call_parties_by_network(tmp_path: Path) -> None:
         }
 
     unit_test = {
+        "rule_files": [str(LIVE_FILE)],
         "tests": [
             {
                 "interval": "1m",
@@ -529,8 +674,9 @@ def test_poor_call_parties_by_network(tmp_path: Path) -> None:
                     ),
                 ],
                 "promql_expr_test": [
-                    check(poor, ('{network="WiFi"}', 1)),
-                    check(f"sum({everyone})", ("{}", 3)),  # a, b, d: each once
+                    # the live rules' call parties: e (no info) under no network
+                    check(f"sum by (network) ({poor}) > 0", ('{network="WiFi"}', 1), ("{}", 1)),
+                    check(f"sum({everyone})", ("{}", 4)),  # a, b, d, e: each once
                     check(f"count({worst})", ("{}", 5)),
                     check(
                         f'({worst}) and ignoring (network) zoom_phone_mos{{user_id="a", '
@@ -547,7 +693,7 @@ def test_poor_call_parties_by_network(tmp_path: Path) -> None:
                     ),
                 ],
             }
-        ]
+        ],
     }
     promtool_test(tmp_path / "network.yaml", unit_test)
 
@@ -829,3 +975,93 @@ def test_trends_windows_read_recorded_rates_or_small_counters() -> None:
     for panel in panels(board):
         if "$__interval" in json.dumps(panel["targets"]):
             assert panel["interval"] == "5m", panel["title"]
+
+
+# --- scale: what a dashboard reads at every step of its time range ---------------------------
+
+# Families with a series per participant or call party (the exporter's raw per-person data).
+PER_PERSON = {
+    family.name: family.labels
+    for family in ALL_FAMILIES
+    if {"participant_id", "call_id"} & set(family.labels)
+}
+# The selected participants of one meeting, or the selected calls: bounded by the pickers.
+_BOUNDED_BY = {"participant_id": 'participant_id=~"$participant"', "call_id": 'call_id=~"$call"'}
+_SELECTOR = re.compile(r"\b([a-z_:]+)(\{[^}]*\})?")
+
+
+def _range_targets(board: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for panel in panels(board):
+        for target in panel["targets"]:
+            if target.get("range", False):
+                yield f"{board['uid']}: {panel['title']} {target['refId']}", target["expr"]
+
+
+def test_range_queries_read_per_person_series_of_one_meeting_or_the_selected_calls(
+    board: dict[str, Any],
+) -> None:
+    """A panel over a time range reads its series at every step (720 steps for 3 hours): it
+    reads a participant's or call's own series only of the selected participants of one
+    meeting, or of the selected calls (the pickers' worst 10 by default), and
+    counts and shares from the live recording rules, so that its cost does not grow with the
+    fleet (bench/dashboards.py measures it)."""
+    for where, expr in _range_targets(board):
+        for name, matchers in _SELECTOR.findall(expr):
+            if name in PER_PERSON:
+                (key,) = {"participant_id", "call_id"} & set(PER_PERSON[name])
+                assert _BOUNDED_BY[key] in matchers, (where, name, matchers)
+                if key == "participant_id":
+                    assert 'meeting_id="$meeting"' in matchers, (where, name, matchers)
+            assert "participant" not in name.split(":")[0] or ":" not in name, (where, name)
+
+
+def test_no_dashboard_reads_the_per_participant_recording_rules() -> None:
+    """The dashboards count from the live rules (rules/zoom-qss-live.yaml); the per-participant
+    recording rules of rules/zoom-qss-recording.yaml are the alerts' alone."""
+    per_participant = {
+        name for name in recorded_names(RECORDING_FILE) if "participant" in name.split(":")[0]
+    }
+    fed = {
+        name
+        for name in recorded_names(RECORDING_FILE)
+        if name.split(":")[1] in ("zoom_qos_poor_participants", "zoom_qos_participants")
+        or name == "product_qos_type:zoom_qos_poor:ratio"
+    }
+    assert per_participant
+    for path in DASHBOARDS:
+        for where, expr in queries(load(path)):
+            assert not metric_names(expr) & (per_participant | fed), where
+
+
+def test_heatmaps_use_the_tooltip_mode(board: dict[str, Any]) -> None:
+    """Grafana 10 and later: the heatmap tooltip has a mode (single, multi, none); the old
+    ``show`` is gone."""
+    for panel in panels(board):
+        if panel["type"] == "heatmap":
+            tooltip = panel["options"]["tooltip"]
+            assert tooltip["mode"] in ("single", "multi", "none"), panel["title"]
+            assert "show" not in tooltip, panel["title"]
+
+
+def test_tables_are_sorted_worst_first(board: dict[str, Any]) -> None:
+    """Every table sorts its rows by a figure, worst first: a low MOS, any other high."""
+    for panel in panels(board):
+        if panel["type"] == "table":
+            (sort,) = [
+                t["options"]["sort"] for t in panel["transformations"] if t["id"] == "sortBy"
+            ]
+            ((column, descending),) = [(s["field"], s["desc"]) for s in sort]
+            assert re.fullmatch(r"Value(?: #[A-Z])?", column), panel["title"]
+            (organize,) = [t for t in panel["transformations"] if t["id"] == "organize"]
+            shown = organize["options"]["renameByName"].get(column, column)
+            assert descending == ("MOS" not in shown), panel["title"]
+
+
+def test_the_trends_site_links_set_the_site() -> None:
+    board = _trends()
+    (worst,) = [p for p in panels(board) if p["title"] == "The ten worst sites"]
+    for link in worst["fieldConfig"]["defaults"]["links"]:
+        assert "var-site=${__data.fields.site}" in link["url"], link
+    for uid in ("zoom-qss-fleet", "zoom-qss-meeting"):
+        target = load(next(p for p in DASHBOARDS if p.stem == uid))
+        assert variables(target)["site"]["allValue"] == ".*"

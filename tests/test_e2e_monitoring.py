@@ -460,7 +460,7 @@ def test_the_meeting_picker_finds_each_instance_by_number_or_name(run: Run) -> N
     assert match
     for instance in run.manifest["instances"]:
         product, uuid = instance["product"], instance["meeting_id"]
-        promql = substitute(match.group(1), {"product": product})
+        promql = substitute(match.group(1), {"product": product, "site": ".*", "search": ""})
 
         def probe(promql: str = promql) -> list[tuple[str, str]] | None:
             results = [r["metric"] for r in query(run.prometheus, promql)]
@@ -472,6 +472,32 @@ def test_the_meeting_picker_finds_each_instance_by_number_or_name(run: Run) -> N
             assert option == (uuid, uuid)
         else:  # the meeting's number from the data summary posted; a session's name
             assert option == (f"{instance['known_as']} · {uuid}", uuid)
+
+
+def test_the_search_finds_a_meeting_by_a_participants_name(run: Run) -> None:
+    """Typed in the meeting drill-down's search, a participant's name (in other case) puts
+    their session first among the meeting picker's options, and them first among the
+    participant picker's (found: valued above any rank); a name nobody has finds nothing."""
+    board = load(next(p for p in DASHBOARDS if p.stem == "zoom-qss-meeting"))
+    pickers = variables(board)
+    person = next(p for p in _participants(run.manifest) if p["product"] == "session")
+    values = {"product": "session", "site": ".*", "meeting": person["meeting_id"]}
+
+    def first(name: str, search: str) -> tuple[str, str, float] | None:
+        match = QUERY_RESULT.match(pickers[name]["query"])
+        assert match
+        promql = substitute(match.group(1), values | {"search": search})
+        results = query(run.prometheus, promql)
+        options = grafana_options(pickers[name]["regex"], [r["metric"] for r in results])
+        return (*options[0], float(results[0]["value"][1])) if options else None
+
+    name = person["user_name"]
+    meeting = wait_for("the session found", lambda: first("meeting", name.upper()), timeout=15)
+    assert meeting[1:] == (person["meeting_id"], 1e9)
+    found = first("participant", name.lower())
+    assert found == (f"{name} · {person['participant_id']}", person["participant_id"], 1e9)
+    nobody = first("meeting", "nobody is called this")
+    assert nobody and nobody[1] == person["meeting_id"] and nobody[2] < 1e9  # ranked, not found
 
 
 def has_data(prometheus_url: str, promql: str, where: str = "", at: float | None = None) -> None:

@@ -19,6 +19,7 @@ from mixin_harness import (
     ALERT_FILE,
     ANALYTICS_FILE,
     DASHBOARDS,
+    LIVE_FILE,
     ONE_INFO,
     RECORDING_FILE,
     ROOT,
@@ -169,7 +170,7 @@ def test_rules_join_one_info_series_per_participant() -> None:
     rules/tests/fleet.yaml and rules/tests/participants.yaml): every join on
     zoom_participant_info takes one per participant, or one per meeting for its number."""
     per_meeting = "topk by (product, meeting_id) (1,"
-    for path in (RECORDING_FILE, ALERT_FILE):
+    for path in (RECORDING_FILE, ALERT_FILE, LIVE_FILE):
         for rule in rules(path):
             expr = rule["expr"]
             if "zoom_participant_info" in expr:
@@ -379,6 +380,8 @@ def test_unit_test_files_load_the_rule_files_they_test(path: Path) -> None:
         assert files == ["../zoom-qss-analytics.yaml"]
     elif path.name == "fleet.yaml":
         assert files == ["../zoom-qss-recording.yaml"]
+    elif path.name == "live.yaml":
+        assert files == ["../zoom-qss-live.yaml"]
     elif path.name == "exporter.yaml":  # the exporter's alerts read its own series
         assert files == ["../zoom-qss-alerts.yaml"]
     else:
@@ -389,15 +392,30 @@ def test_unit_test_files_load_the_rule_files_they_test(path: Path) -> None:
         ]
 
 
-def test_every_analytics_rule_is_unit_tested() -> None:
-    """Each recorded analytics series is asserted in rules/tests/analytics.yaml."""
+@pytest.mark.parametrize(
+    ("rule_file", "unit_test"), [(ANALYTICS_FILE, "analytics.yaml"), (LIVE_FILE, "live.yaml")]
+)
+def test_every_analytics_and_live_rule_is_unit_tested(rule_file: Path, unit_test: str) -> None:
+    """Each recorded analytics and live series is asserted in its rules/tests/ file."""
     tested = {
         check["expr"]
-        for case in load_yaml(RULES / "tests" / "analytics.yaml")["tests"]
+        for case in load_yaml(RULES / "tests" / unit_test)["tests"]
         for check in case["promql_expr_test"]
     }
-    for name in recorded_names(ANALYTICS_FILE):
+    for name in recorded_names(rule_file):
         assert any(re.search(rf"(?<![:\w]){re.escape(name)}(?![:\w])", e) for e in tested), name
+
+
+def test_live_rules_read_one_instant_and_write_no_series_per_participant() -> None:
+    """The live rules read the raw series at one instant (no range, no offset) and aggregate
+    every participant away: the only per-something series left are per meeting (those with a
+    poor participant) and the fleet's dimensions."""
+    for rule in rules(LIVE_FILE):
+        expr = rule["expr"]
+        assert "[" not in expr and "offset" not in expr, rule["record"]
+        level = rule["record"].split(":")[0]
+        assert "participant" not in level and "call" not in level, rule["record"]
+        assert re.match(r"^(?:count|sum|label_replace|[a-z_:]+\n/)", expr), rule["record"]
 
 
 def test_analytics_rules_read_five_minutes_of_raw_counters() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import live
 from ..config import Config
 from ..grafana import (
     GREEN,
@@ -22,56 +23,57 @@ from ..grafana import (
     variable,
 )
 from ..rules import one_info
-from .common import FLEET_UID, MEETING_UID, above, mos_steps, percentiles
+from .common import FLEET_UID, MEETING_UID, above, mos_steps, percentiles, with_meeting_names
 
 
 def fleet_overview(config: Config) -> Json:
     p = 'product=~"$product"'
+    ps = 'product=~"$product", site=~"$site"'
     pq = 'product=~"$product", qos_type=~"$qos_type"'
-    live = f"zoom_qos_sample_timestamp_seconds{{{p}}}"
-    calls = "count(group by (call_id) (zoom_phone_mos or zoom_phone_jitter_seconds)) or vector(0)"
+    # the search set to the uuid: the meeting is among the picker's options however it ranks
     to_meeting = dashboard_link(
         MEETING_UID,
         product="${__data.fields.product}",
         meeting="${__data.fields.meeting_id:percentencode}",
+        search="${__data.fields.meeting_id:percentencode}",
     )
+    to_meeting += "&${site:queryparam}"
     meeting_link = [{"title": "Open the meeting", "url": to_meeting}]
     poor_ratio = steps(GREEN, (config.fleet_ratio, RED))
+    participants = f"sum by (product) ({live.SITE_LIVE}{{{ps}}})"
+    poor_share = f"sum by (product) ({live.SITE_POOR}{{{ps}}})\n/\n{participants}"
+    at_site = f"and on (product, meeting_id) zoom_participant_info{{{ps}}}"
     items: list[Panel | Row] = [
         Row("Now"),
         stat(
             "Participants live",
-            "Participants who sent per-minute QoS within the exporter's --store.ttl, by product.",
-            [
-                target(
-                    f"count by (product) (group by (product, meeting_id, participant_id) ({live}))",
-                    "{{product}}",
-                )
-            ],
+            "Participants with a media stream that sent per-minute QoS within the exporter's "
+            f"--store.ttl, by product, at the selected sites (recording rule {live.SITE_LIVE}).",
+            [target(participants, "{{product}}")],
             "short",
         ),
         stat(
             "Meetings live",
-            "Meeting, webinar and session instances with at least one participant live.",
-            [
-                target(
-                    f"count by (product) (group by (product, meeting_id) ({live}))", "{{product}}"
-                )
-            ],
+            "Meeting, webinar and session instances with at least one participant live, of "
+            "every site: an instance has no site, its participants do (recording rule "
+            f"{live.MEETINGS}).",
+            [target(f"{live.MEETINGS}{{{p}}}", "{{product}}")],
             "short",
         ),
         stat(
             "Phone calls live",
-            "Zoom Phone calls that sent a QoS sample within --store.ttl.",
-            [target(calls, "calls")],
+            "Zoom Phone calls that sent a QoS sample within --store.ttl (recording rule "
+            f"{live.CALLS}).",
+            [target(live.CALLS, "calls")],
             "short",
         ),
         stat(
             "Participants with poor quality",
-            "Share of live participants with a media stream above a warning threshold or an "
-            "audio MOS below the MOS threshold (recording rule product:zoom_qos_poor_participants"
-            ":ratio). Red from the share that pages as a fleet-level incident.",
-            [target(f"product:zoom_qos_poor_participants:ratio{{{p}}}", "{{product}}")],
+            "Share of live participants at the selected sites with a media stream above a poor "
+            "threshold or an audio MOS below the MOS threshold (recording rules "
+            f"{live.SITE_POOR} over {live.SITE_LIVE}). Red from the share that pages as a "
+            "fleet-level incident.",
+            [target(poor_share, "{{product}}")],
             "percentunit",
             thresholds=poor_ratio,
             minimum=0,
@@ -80,30 +82,28 @@ def fleet_overview(config: Config) -> Json:
         Row("Quality"),
         timeseries(
             "Participants and calls live",
-            "Live participants by product, and live Zoom Phone calls.",
+            "Live participants by product at the selected sites, and live Zoom Phone calls "
+            "(recording rules: a few series at every step, whatever the number of people).",
             [
-                target(
-                    f"count by (product) (group by (product, meeting_id, participant_id) ({live}))",
-                    "{{product}} participants",
-                ),
-                target(calls, "phone calls"),
+                target(participants, "{{product}} participants"),
+                target(live.CALLS, "phone calls"),
             ],
             "short",
             minimum=0,
         ),
         timeseries(
-            "Share of participants with poor quality, by QoS type",
-            "For each product and media QoS type, the share of participants whose stream is "
-            "above a warning threshold (latency, jitter, loss) or has a poor audio MOS "
-            "(recording rule product_qos_type:zoom_qos_poor:ratio).",
-            [target(f"product_qos_type:zoom_qos_poor:ratio{{{pq}}}", "{{product}} {{qos_type}}")],
+            "Share of streams with poor quality, by QoS type",
+            "For each product and media QoS type, the share of live streams above a poor "
+            "threshold (latency, jitter, loss) or with a poor audio MOS, of every site "
+            f"(recording rule {live.STREAMS_RATIO}).",
+            [target(f"{live.STREAMS_RATIO}{{{pq}}}", "{{product}} {{qos_type}}")],
             "percentunit",
             thresholds=poor_ratio,
             draw_thresholds=True,
             minimum=0,
             maximum=1,
         ),
-        Row("Distributions (fleet histograms, every sample)"),
+        Row("Distributions (fleet histograms, every sample, every site)"),
     ]
     figures = (
         ("Latency", "latency_seconds", "s", config.latency),
@@ -142,6 +142,7 @@ def fleet_overview(config: Config) -> Json:
             "percentunit",
             columns=["product", "qos_type", "Value #A", "Value #B", "Value #C"],
             renames={"Value #A": "latency", "Value #B": "jitter", "Value #C": "packet loss"},
+            sort_by="Value #A",
             width=12,
         ),
         timeseries(
@@ -185,11 +186,11 @@ def fleet_overview(config: Config) -> Json:
         items.append(
             piechart(
                 f"Participants by {words.lower()}",
-                f"Participants known to the exporter (live or left within --store.summary-ttl), "
-                f"by {words.lower()}; empty means Zoom did not say.",
+                f"Participants known to the exporter (live or left within --store.summary-ttl) "
+                f"at the selected sites, by {words.lower()}; empty means Zoom did not say.",
                 [
                     target(
-                        f"count by ({label}) ({one_info(f'zoom_participant_info{{{p}}}')})",
+                        f"count by ({label}) ({one_info(f'zoom_participant_info{{{ps}}}')})",
                         f"{{{{{label}}}}}",
                         instant=True,
                     )
@@ -201,12 +202,12 @@ def fleet_overview(config: Config) -> Json:
         items.append(
             bargauge(
                 f"Poor participants by {words}",
-                f"Share of live participants with poor quality per {words} "
-                f"(recording rule {label}:zoom_qos_poor_participants:ratio); the alert "
-                f"needs at least {config.fleet_min_participants:g} of them too.",
+                f"Share of the live participants at the selected sites with poor quality now, "
+                f"per {words} (recording rules {live.LIVE_POOR} over {live.LIVE}).",
                 [
                     target(
-                        f"{label}:zoom_qos_poor_participants:ratio",
+                        f"sum by ({label}) ({live.LIVE_POOR}{{{ps}}})\n/\n"
+                        f"sum by ({label}) ({live.LIVE}{{{ps}}})",
                         f"{{{{{label}}}}}",
                         instant=True,
                     )
@@ -218,38 +219,39 @@ def fleet_overview(config: Config) -> Json:
                 width=12,
             )
         )
+    worst = f"topk(10,\n  {live.MEETING_POOR}{{{p}}}\n  {at_site}\n)"
+    lowest = (
+        f"bottomk(10,\n  min by (product, meeting_id) (zoom_qos_mos_estimate{{{p}}})\n"
+        f"  {at_site}\n)"
+    )
+    meeting_columns = ["product", "meeting_number", "session_name", "meeting_id", "Value"]
     items += [
         Row("Worst meetings right now"),
         table(
             "Meetings with the most participants in poor quality",
-            "Top 10 instances by number of participants with poor quality now. Click a "
-            "meeting to open it in the drill-down.",
-            [
-                target(
-                    "topk(10, sum by (product, meeting_id) "
-                    f"(participant:zoom_qos_poor:max{{{p}}}) > 0)",
-                    table=True,
-                )
-            ],
+            "Top 10 instances with a participant at the selected sites, by their participants "
+            f"with poor quality now (recording rule {live.MEETING_POOR}), worst first, with "
+            "the number people join with or the session's name where known. Click a meeting "
+            "to open it in the drill-down.",
+            [target(with_meeting_names(worst, p), table=True)],
             "short",
-            columns=["product", "meeting_id", "Value"],
+            columns=meeting_columns,
             renames={"Value": "poor participants"},
+            sort_by="Value",
             links=meeting_link,
             width=12,
         ),
         table(
             "Meetings with the worst audio",
-            "Bottom 10 instances by the lowest estimated audio MOS of any participant now "
-            "(zoom_qos_mos_estimate). Click a meeting to open it in the drill-down.",
-            [
-                target(
-                    f"bottomk(10, min by (product, meeting_id) (zoom_qos_mos_estimate{{{p}}}))",
-                    table=True,
-                )
-            ],
+            "Bottom 10 instances with a participant at the selected sites, by the lowest "
+            "estimated audio MOS of any participant now (zoom_qos_mos_estimate), worst first. "
+            "Click a meeting to open it in the drill-down.",
+            [target(with_meeting_names(lowest, p), table=True)],
             "none",
-            columns=["product", "meeting_id", "Value"],
+            columns=meeting_columns,
             renames={"Value": "lowest MOS"},
+            sort_by="Value",
+            ascending=True,
             links=meeting_link,
             thresholds=mos_steps(config),
             custom={"cellOptions": {"type": "color-text"}},
@@ -263,6 +265,16 @@ def fleet_overview(config: Config) -> Json:
             "label_values(zoom_qos_samples_total, product)",
             multi=True,
             description="meeting, webinar, session (and phone for the sample counts)",
+        ),
+        variable(
+            "site",
+            "Site",
+            f'label_values({live.SITE_LIVE}{{product=~"$product"}}, site)',
+            multi=True,
+            description="offices of the exporter's sites file, external, unknown (participants "
+            "without a site: the analytics off, or no info yet, are in All); the histograms "
+            "and QoS-type shares are of every site",
+            all_value=".*",
         ),
         variable(
             "qos_type",

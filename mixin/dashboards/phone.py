@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import live
 from ..config import Config
 from ..grafana import (
     GREEN,
@@ -16,12 +17,30 @@ from ..grafana import (
     steps,
     table,
     target,
+    textbox,
     timeseries,
     variable,
 )
-from .common import PHONE_UID, above, mos_steps
+from .common import PHONE_UID, SEARCH, above, matches, mos_steps, searching
 
 PARTY = "call_id, user_id, role"
+WORST_CALLS = 10  # the call picker's default, "All": the worst now
+ENDED_CALLS = 20  # rows of the ended calls' table: the worst
+FOUND_FIRST = "-1"  # the calls the search finds: first, before the lowest MOS (sorted up)
+
+
+def call_picker() -> str:
+    """The live calls with the lowest MOS now (of the selected parties and directions), and
+    first those the search finds (call id, or a party's user id)."""
+    who = 'role=~"$role", direction=~"$direction"'
+    worst = f"bottomk({WORST_CALLS}, min by (call_id) (zoom_phone_mos{{{who}}}))"
+    found = "\n  or ".join(
+        f"zoom_phone_mos{{{matches(label)}}}" for label in ("call_id", "user_id")
+    )
+    return (
+        f"query_result(sort(\n{FOUND_FIRST} * group by (call_id) (\n{searching(found)}\n)\n"
+        f"or\n{worst}\n))"
+    )
 
 
 def party_network() -> str:
@@ -42,38 +61,41 @@ def with_network(expr: str) -> str:
 def phone_calls(config: Config) -> Json:
     who = 'call_id=~"$call", role=~"$role", direction=~"$direction"'
     legend = "{{call_id}} {{role}} {{direction}}"
-    ended = "zoom_phone_call_{}{{" + who + ', stat="{}"}}'
-    to_call = dashboard_link(PHONE_UID, call="${__data.fields.call_id:percentencode}")
-    poor = f"min by ({PARTY}) (zoom_phone_mos) < {config.mos_warning:g}"
+    sides = 'role=~"$role", direction=~"$direction"'
+    # the ended calls: all of them (they are in no live picker), the worst first
+    ended = "zoom_phone_call_{}{{" + sides + ', stat="{}"}}'
+    worst_ended = f'bottomk({ENDED_CALLS}, zoom_phone_call_mos{{{sides}, stat="min"}})'
+
+    def of_worst_ended(expr: str) -> str:
+        return f"{expr}\nand on (call_id, user_id, role, direction)\n{worst_ended}"
+
+    # the search set to the call id: the call is among the picker's options however it ranks
+    to_call = dashboard_link(
+        PHONE_UID,
+        search="${__data.fields.call_id:percentencode}",
+        call="${__data.fields.call_id:percentencode}",
+    )
     items: list[Panel | Row] = [
         Row("Now"),
         stat(
             "Calls live",
-            "Zoom Phone calls that sent a QoS sample within --store.ttl.",
-            [
-                target(
-                    "count(group by (call_id) (zoom_phone_mos or zoom_phone_jitter_seconds)) "
-                    "or vector(0)"
-                )
-            ],
+            f"Zoom Phone calls that sent a QoS sample within --store.ttl (recording rule "
+            f"{live.CALLS}).",
+            [target(live.CALLS, "calls")],
             "short",
         ),
         stat(
             "Calls with a poor MOS",
-            f"Live calls with a party and direction below MOS {config.mos_warning:g}.",
-            [
-                target(
-                    f"count(group by (call_id) (zoom_phone_mos < {config.mos_warning:g})) "
-                    "or vector(0)"
-                )
-            ],
+            f"Live calls with a party and direction below MOS {config.mos_warning:g} "
+            f"(recording rule {live.CALLS_POOR}).",
+            [target(live.CALLS_POOR, "calls")],
             "short",
             thresholds=steps(GREEN, (1, RED)),
         ),
         table(
             "Worst calls now",
-            "The 10 call parties and directions with the lowest MOS now. Click a call to "
-            "select it.",
+            "The 10 call parties and directions with the lowest MOS now, worst first. Click a "
+            "call to select it.",
             [
                 target(
                     "bottomk(10, "
@@ -85,6 +107,8 @@ def phone_calls(config: Config) -> Json:
             "none",
             columns=["call_id", "user_id", "role", "direction", "network", "Value"],
             renames={"Value": "MOS"},
+            sort_by="Value",
+            ascending=True,
             links=[{"title": "Select this call", "url": to_call}],
             thresholds=mos_steps(config),
             custom={"cellOptions": {"type": "color-text"}},
@@ -96,18 +120,11 @@ def phone_calls(config: Config) -> Json:
             f"Live call parties (caller or callee) with a sample below MOS "
             f"{config.mos_warning:g}, by the network Zoom names for them (LAN, WiFi, VPN; "
             "from zoom_phone_party_info, empty when Zoom named none), against all live "
-            "parties on that network: is one kind of network worse?",
+            f"parties on that network: is one kind of network worse? (recording rules "
+            f"{live.PARTIES_POOR} and {live.PARTIES})",
             [
-                target(
-                    f"count by (network) (\n  ({poor})\n  * on ({PARTY}) group_left "
-                    f"(network)\n  {party_network()}\n)",
-                    "poor on {{network}}",
-                ),
-                target(
-                    f"count by (network) (\n  group by ({PARTY}) (zoom_phone_mos)\n"
-                    f"  * on ({PARTY}) group_left (network)\n  {party_network()}\n)",
-                    "all on {{network}}",
-                ),
+                target(live.PARTIES_POOR, "poor on {{network}}"),
+                target(live.PARTIES, "all on {{network}}"),
             ],
             "short",
             minimum=0,
@@ -181,15 +198,19 @@ def phone_calls(config: Config) -> Json:
         Row("Ended calls (from phone.call_qos_summary)"),
         table(
             "Ended calls",
-            "Each ended call's parties and directions: lowest and average MOS, average "
+            f"The {ENDED_CALLS} ended calls' parties and directions with the lowest MOS (of the "
+            "selected parties and directions), worst first: lowest and average MOS, average "
             "jitter, delay and loss, and the peak loss.",
             [
-                target(ended.format("mos", "min"), table=True),
-                target(ended.format("mos", "avg"), table=True),
-                target(ended.format("jitter_seconds", "avg"), table=True),
-                target(ended.format("network_delay_seconds", "avg"), table=True),
-                target(ended.format("packet_loss_ratio", "avg"), table=True),
-                target(f"zoom_phone_call_packet_loss_peak_ratio{{{who}}}", table=True),
+                target(of_worst_ended(ended.format("mos", "min")), table=True),
+                target(of_worst_ended(ended.format("mos", "avg")), table=True),
+                target(of_worst_ended(ended.format("jitter_seconds", "avg")), table=True),
+                target(of_worst_ended(ended.format("network_delay_seconds", "avg")), table=True),
+                target(of_worst_ended(ended.format("packet_loss_ratio", "avg")), table=True),
+                target(
+                    of_worst_ended(f"zoom_phone_call_packet_loss_peak_ratio{{{sides}}}"),
+                    table=True,
+                ),
             ],
             "none",
             columns=[
@@ -207,6 +228,8 @@ def phone_calls(config: Config) -> Json:
                 "Value #E": "loss",
                 "Value #F": "peak loss",
             },
+            sort_by="Value #A",
+            ascending=True,
             overrides=column_units(
                 {
                     "Value #C": "s",
@@ -217,10 +240,25 @@ def phone_calls(config: Config) -> Json:
             ),
         ),
     ]
-    variables = [
-        variable("call", "Call", "label_values(zoom_phone_mos, call_id)", multi=True),
+    variables = [  # the call picker reads role and direction: they come first
         variable("role", "Party", "caller,callee", multi=True, custom=True),
         variable("direction", "Direction", "sending,receiving", multi=True, custom=True),
+        textbox(
+            SEARCH,
+            "Search",
+            description="find a live call by its id or a party's user id (plain text, any case)",
+        ),
+        variable(
+            "call",
+            "Calls",
+            call_picker(),
+            multi=True,
+            all_value=None,
+            ordered=True,
+            description=f"All: the {WORST_CALLS} live calls with the lowest MOS now and those "
+            "the search finds, never every call",
+            regex='/call_id="(?<value>[^"]+)"/',
+        ),
     ]
     return dashboard(
         PHONE_UID,

@@ -62,12 +62,12 @@ def _phone_share(selector: str) -> str:
 
 
 def _links() -> list[Json]:
-    """From a site: the live views of the selected products (the other dashboards have no
-    site; their product variable is set, and the time range kept)."""
-    keep = "${__url_time_range}&${product:queryparam}"
+    """From a site: the live views of that site and the selected products, the time range
+    kept (the meeting drill-down offers the site's worst meetings)."""
+    keep = "${__url_time_range}&${product:queryparam}&var-site=${__data.fields.site}"
     return [
-        {"title": "Fleet overview of these products", "url": f"/d/{FLEET_UID}?{keep}"},
-        {"title": "Meeting drill-down (pick a meeting)", "url": f"/d/{MEETING_UID}?{keep}"},
+        {"title": "Fleet overview of this site", "url": f"/d/{FLEET_UID}?{keep}"},
+        {"title": "Worst meetings of this site now", "url": f"/d/{MEETING_UID}?{keep}"},
     ]
 
 
@@ -192,7 +192,7 @@ def trends(config: Config) -> Json:
             "Sites (offices from the exporter's sites file; external, unknown, other) by their "
             "share of poor stream-minutes over the window, worst first; a week before; poor "
             "participations; stream-minutes; and the poor stream-minutes of each cause. A site "
-            "never poor shows 0. Click a row to open the live views of the selected products.",
+            "never poor shows 0. Click a row to open the live views of that site.",
             [
                 target(share(SITES, ACCOUNTS, WINDOW, by="site"), table=True),
                 target(share(SITES, ACCOUNTS, WINDOW, offset="1w", by="site"), table=True),
