@@ -1,5 +1,7 @@
-"""Prometheus recording rules of the per-participant series and the fleet histograms, built
-from the thresholds, and the PromQL helpers the alerts (alerts.py) and dashboards share.
+"""Prometheus recording rules of the fleet histograms, built from the thresholds, and the
+PromQL helpers the alerts (alerts.py), the live rules (live.py) and the dashboards share. No rule
+here writes a series per participant: live counts are live.py's, and the quality alerts read
+the analytics' counters (analytics.py, slo.py).
 
 Recording rules are named ``level:metric:operations``; ``participant`` as a level stands for
 ``product, meeting_id, participant_id``.
@@ -21,11 +23,6 @@ Group = dict[str, Any]
 
 PARTICIPANT = "product, meeting_id, participant_id"
 STREAM = f"{PARTICIPANT}, qos_type"
-DIMENSIONS = (  # the shares of poor participants recorded for the Fleet overview: label, words
-    ("data_center", "data center"),
-    ("network_type", "network type"),
-    ("product", "product"),
-)
 _go_float: Callable[[float], str] = floatToGoString  # spells ``le`` as the exporter does
 
 
@@ -75,72 +72,8 @@ def bucket_bound(threshold: float, bounds: tuple[float, ...]) -> str:
 
 def recording_groups(config: Config) -> list[Group]:
     return [
-        {"name": "zoom-qss-participants.rules", "rules": _participant_records(config)},
         {"name": "zoom-qss-fleet.rules", "rules": _fleet_records(config)},
     ]
-
-
-def _poor_conditions(config: Config) -> list[str]:
-    media = f'qos_type=~"{config.media_regex}"'
-    return [
-        f"zoom_qos_latency_seconds{{{media}}} > {number(config.latency.warning)}",
-        f"zoom_qos_jitter_seconds{{{media}}} > {number(config.jitter.warning)}",
-        f"zoom_qos_packet_loss_avg_ratio{{{media}}} > {number(config.packet_loss.warning)}",
-        f"zoom_qos_mos_estimate{{{media}}} < {number(config.mos_warning)}",
-    ]
-
-
-def _participant_records(config: Config) -> list[Rule]:
-    media = f'qos_type=~"{config.media_regex}"'
-    poor = "\n  or ".join(_poor_conditions(config))
-    rules: list[Rule] = [
-        {
-            # 1 for a media stream above a warning threshold (or with a poor audio MOS), 0 for
-            # every other stream that reports: the denominators of the shares below.
-            "record": "participant_qos_type:zoom_qos_poor:bool",
-            "expr": f"group by ({STREAM}) (\n    {poor}\n)\nor\n0 * group by ({STREAM}) "
-            f"(zoom_qos_sample_timestamp_seconds{{{media}}})\n",
-        },
-        {
-            "record": "participant:zoom_qos_poor:max",
-            "expr": f"max by ({PARTICIPANT}) (participant_qos_type:zoom_qos_poor:bool)",
-        },
-        {
-            "record": "product_qos_type:zoom_qos_poor:ratio",
-            "expr": "avg by (product, qos_type) (participant_qos_type:zoom_qos_poor:bool)",
-        },
-        {
-            # Where each participant connects from: data center and network type of the info.
-            # One info series per participant (topk): two at once (replicas, a device or
-            # network change) would otherwise fail the whole rule on duplicate match groups.
-            "record": "participant_data_center_network_type:zoom_qos_poor:max",
-            "expr": f"participant:zoom_qos_poor:max\n* on ({PARTICIPANT}) group_left "
-            "(data_center, network_type)\n"
-            f"{one_info('zoom_participant_info')}\n",
-        },
-    ]
-    for label, _ in DIMENSIONS:
-        source = (
-            "participant:zoom_qos_poor:max"
-            if label == "product"
-            else "participant_data_center_network_type:zoom_qos_poor:max"
-        )
-        rules += [
-            {
-                "record": f"{label}:zoom_qos_poor_participants:sum",
-                "expr": f"sum by ({label}) ({source})",
-            },
-            {
-                "record": f"{label}:zoom_qos_participants:count",
-                "expr": f"count by ({label}) ({source})",
-            },
-            {
-                "record": f"{label}:zoom_qos_poor_participants:ratio",
-                "expr": f"{label}:zoom_qos_poor_participants:sum\n/\n"
-                f"{label}:zoom_qos_participants:count\n",
-            },
-        ]
-    return rules
 
 
 def _fleet_records(config: Config) -> list[Rule]:

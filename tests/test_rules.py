@@ -329,14 +329,14 @@ def _keys(node: Any) -> set[str]:
 def test_the_poor_thresholds_are_the_exporters_quality_file(tmp_path: Path) -> None:
     """One copy of what makes a stream poor: mixin/thresholds.yaml holds none of it, and the
     operator's quality file (the exporter's --analytics.thresholds-file) reaches the alerts,
-    the recording rules and the lines drawn on the dashboards."""
+    the live recording rules and the lines drawn on the dashboards."""
     mixin = load_yaml(ROOT / "mixin" / "thresholds.yaml")
     assert "warning" not in _keys(mixin["participant"]) | _keys(mixin["phone"])
     assert "mos" not in _keys(mixin["phone"])
     files = outputs(quality=_quality(tmp_path, latency=0.3, jitter=0.05, packet_loss=0.08, mos=3.6))
-    recording = files[Path("rules/zoom-qss-recording.yaml")]
-    for condition in ("> 0.3\n", "> 0.05\n", "> 0.08\n", "< 3.6\n"):
-        assert condition in recording, condition
+    live = files[Path("rules/zoom-qss-live.yaml")]
+    for condition in ("> 0.3", "> 0.05", "> 0.08", "< 3.6"):
+        assert condition in live, condition
     alerts = {
         rule["alert"]: rule["expr"]
         for group in yaml.safe_load(files[Path("rules/zoom-qss-alerts.yaml")])["groups"]
