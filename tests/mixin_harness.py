@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -189,3 +191,21 @@ def grafana_options(regex: str, results: list[dict[str, str]]) -> list[tuple[str
         text = match.group("text") if "text" in pattern.groupindex else match.group("value")
         options.append((text, match.group("value")))
     return options
+
+
+def generated_rules(directory: Path, thresholds: dict[str, Any]) -> list[Path]:
+    """The rule files ``python -m mixin --thresholds --out`` makes of ``thresholds`` (a parsed
+    mixin/thresholds.yaml) in ``directory``: for tests that need other durations or minimums
+    than the shipped ones."""
+    path = directory / "thresholds.yaml"
+    path.write_text(yaml.safe_dump(thresholds))
+    out = directory / "generated"
+    result = subprocess.run(
+        [sys.executable, "-m", "mixin", "--thresholds", str(path), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return sorted((out / "rules").glob("*.yaml"))

@@ -14,8 +14,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -25,7 +23,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
 from alertmanager_harness import (
     Notifications,
@@ -34,7 +31,7 @@ from alertmanager_harness import (
     example_config,
     webhook_receiver,
 )
-from mixin_harness import load_yaml
+from mixin_harness import generated_rules, load_yaml
 from prometheus_harness import exporter, prometheus, query, wait_for
 from zoom_qss_exporter.simulate.run import SimulationConfig, SimulationReport, simulate
 
@@ -59,18 +56,7 @@ def _short(thresholds: dict[str, Any]) -> dict[str, Any]:
 
 
 def _rules(directory: Path) -> list[Path]:
-    path = directory / "thresholds.yaml"
-    path.write_text(yaml.safe_dump(_short(load_yaml(ROOT / "mixin" / "thresholds.yaml"))))
-    out = directory / "generated"
-    result = subprocess.run(
-        [sys.executable, "-m", "mixin", "--thresholds", str(path), "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    return sorted((out / "rules").glob("*.yaml"))
+    return generated_rules(directory, _short(load_yaml(ROOT / "mixin" / "thresholds.yaml")))
 
 
 @dataclass

@@ -17,8 +17,6 @@ import copy
 import json
 import math
 import re
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -28,7 +26,6 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import example
@@ -37,6 +34,7 @@ from mixin_harness import (
     QUERY_RESULT,
     ROOT,
     default_values,
+    generated_rules,
     grafana_options,
     load,
     load_yaml,
@@ -87,18 +85,7 @@ def _rules(directory: Path) -> list[Path]:
     thresholds = copy.deepcopy(THRESHOLDS)
     for section in ("slo", "site", "regression"):
         thresholds[section]["min_people"] = 0
-    path = directory / "thresholds.yaml"
-    path.write_text(yaml.safe_dump(thresholds))
-    out = directory / "generated"
-    result = subprocess.run(
-        [sys.executable, "-m", "mixin", "--thresholds", str(path), "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return sorted((out / "rules").glob("*.yaml"))
+    return generated_rules(directory, thresholds)
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,6 @@ from zoom_qss_exporter.analytics.thresholds import QualityThresholds
 from zoom_qss_exporter.families import PARTICIPANT_INFO
 from zoom_qss_exporter.samples import ClientReport, Conversion, FleetSample
 
-MEDIA_TYPES = frozenset(
-    {"audio_input", "audio_output", "video_input", "video_output", "as_input", "as_output"}
-)
 MAX_ACCOUNT = 64  # characters of an account id or name used as a label
 MAX_ACCOUNTS_SEEN = 256  # ids whose label is remembered (the rest are looked up each time)
 
@@ -177,7 +174,7 @@ class QualityAnalytics(Collector):
         site_row = client_row = None
         path_rows: dict[str, list[float]] = {}
         for s in fresh:
-            if s.qos_type not in MEDIA_TYPES:
+            if s.qos_type not in d.MEDIA_TYPES:
                 continue
             if site_row is None:
                 site_row = self.site.row((product, account, profile.site, network))

@@ -54,6 +54,8 @@ _MEDIA = {
     "as_input": "screen_share",
     "as_output": "screen_share",
 }
+# the QoS types whose per-minute items are stream-minutes: audio, video and screen share, each way
+MEDIA_TYPES = frozenset(_MEDIA)
 
 
 def network_type(text: str) -> str:

@@ -7,13 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from zoom_qss_exporter.analytics.collector import MAX_ACCOUNT, AnalyticsLimits
 from zoom_qss_exporter.analytics.sites import SitesFile, load_sites
-from zoom_qss_exporter.analytics.thresholds import QualityThresholds, load_thresholds
+from zoom_qss_exporter.analytics.thresholds import QualityThresholds, load_thresholds, read_yaml
 from zoom_qss_exporter.flags import ConfigError, env_flag, env_switch, positive_int
 
 
@@ -110,12 +107,7 @@ def analytics_from_args(args: argparse.Namespace) -> AnalyticsSettings | None:
 
 def load_accounts(path: Path) -> dict[str, str]:
     """``accounts: [{id: abc123, name: Europe}, ...]``."""
-    try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ConfigError(f"{path}: {error.strerror or error}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    raw = read_yaml(path)
     entries = raw.get("accounts") if isinstance(raw, dict) and set(raw) == {"accounts"} else None
     if not isinstance(entries, list):
         raise ConfigError(f"{path}: a mapping with one key, 'accounts' (a list), is required")

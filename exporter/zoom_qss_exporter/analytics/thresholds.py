@@ -35,16 +35,21 @@ class QualityThresholds:
     cpu_usage: float = 0.9  # CPU saturation at or above
 
 
-def load_thresholds(path: Path | None = None) -> QualityThresholds:
-    """``path`` (an operator's copy) or the shipped ``quality.yaml``; every key is required,
-    so that a copy made from an older release fails loudly rather than half applies."""
-    path = path or DEFAULT_FILE
+def read_yaml(path: Path) -> Any:
+    """A YAML file of the analytics' settings; ConfigError says why it cannot be read."""
     try:
-        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise ConfigError(f"{path}: {error.strerror or error}") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from None
+
+
+def load_thresholds(path: Path | None = None) -> QualityThresholds:
+    """``path`` (an operator's copy) or the shipped ``quality.yaml``; every key is required,
+    so that a copy made from an older release fails loudly rather than half applies."""
+    path = path or DEFAULT_FILE
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a mapping with 'poor' and 'cause' is required")
     values: dict[str, float] = {}

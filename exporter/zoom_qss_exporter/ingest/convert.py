@@ -13,6 +13,7 @@ from datetime import datetime
 from enum import Enum
 
 from zoom_qss_exporter import families as f
+from zoom_qss_exporter.analytics.dimensions import MEDIA_TYPES
 from zoom_qss_exporter.ingest.events import (
     CallQosEvent,
     CallQosSummaryEvent,
@@ -70,10 +71,6 @@ QOS_TYPES = frozenset(
             for hop in ("crc", "rwg")
         ),
     }
-)
-# the QoS types whose items are stream-minutes: audio, video and screen share, each way
-MEDIA_TYPES = frozenset(
-    {"audio_input", "audio_output", "video_input", "video_output", "as_input", "as_output"}
 )
 NOTIFICATIONS = frozenset({"network bandwidth low", "internet connection unstable"})
 PHONE_DIRECTIONS = frozenset({"sending", "receiving"})
