@@ -61,21 +61,12 @@ INFO_LABELS = (
     "client",
     "device_detail",
 )
-# The info labels only a data item gives (``*_data``, ``*_data_summary``); the others
-# (user_name, meeting_number, session_name) come with QoS events too.
-INFO_FROM_DATA = (
-    "device",
-    "network_type",
-    "connection_type",
-    "data_center",
-    "site",
-    "client_version",
-    "location",
-    "microphone",
-    "speaker",
-    "camera",
-    "client",
-    "device_detail",
+# The info labels only a data item gives (``*_data``, ``*_data_summary``): all but the owner's
+# and those that come with QoS events too.
+INFO_FROM_DATA = tuple(
+    label
+    for label in INFO_LABELS[3:]
+    if label not in ("user_name", "meeting_number", "session_name")
 )
 PARTY_INFO_LABELS = ("call_id", "user_id", "role", "network")
 

@@ -52,12 +52,7 @@ Parser = ValueParser[float]
 _fast_new = tuple.__new__  # a NamedTuple without its Python-level __new__ (hot path)
 QOS_TYPES = frozenset(
     {
-        "audio_input",
-        "audio_output",
-        "video_input",
-        "video_output",
-        "as_input",
-        "as_output",
+        *MEDIA_TYPES,
         "cpu_usage",
         "wifi_rssi",
         "notification",

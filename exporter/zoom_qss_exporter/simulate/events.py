@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from zoom_qss_exporter.analytics.dimensions import MEDIA_TYPES
+
 Event = dict[str, Any]
 
 PRODUCTS = ("meeting", "webinar", "session")
@@ -45,15 +47,8 @@ PRODUCTS = ("meeting", "webinar", "session")
 # -- quality analytics: stream-minutes, sites, and the causes the fleet has -------------------
 
 # One per-minute QoS item of these types is one stream-minute (and so is one phone.call_qos
-# sample); cpu_usage, wifi_rssi and the rest are not streams.
-STREAM_TYPES = (
-    "audio_input",
-    "audio_output",
-    "video_input",
-    "video_output",
-    "as_input",
-    "as_output",
-)
+# sample); cpu_usage, wifi_rssi and the rest are not streams: the analytics' own list.
+STREAM_TYPES = MEDIA_TYPES
 QOS_EVENTS = ("meeting.participant_qos", "webinar.participant_qos", "session.user_qos")
 PHONE_QOS_EVENT = "phone.call_qos"
 
