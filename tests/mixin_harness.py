@@ -199,7 +199,7 @@ def generated_rules(directory: Path, thresholds: dict[str, Any]) -> list[Path]:
     than the shipped ones."""
     path = directory / "thresholds.yaml"
     path.write_text(yaml.safe_dump(thresholds))
-    out = directory / "generated"
+    out = directory / "generated"  # the rules in out/rules, the dashboards in out/dashboards
     result = subprocess.run(
         [sys.executable, "-m", "mixin", "--thresholds", str(path), "--out", str(out)],
         cwd=ROOT,

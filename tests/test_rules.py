@@ -26,6 +26,7 @@ from mixin_harness import (
     RULE_FILES,
     RULES,
     SLO_FILE,
+    generated_rules,
     known_metrics,
     load,
     load_yaml,
@@ -239,18 +240,8 @@ def test_thresholds_file_is_strict(tmp_path: Path) -> None:
 def _generate(tmp_path: Path, thresholds: str) -> dict[str, Any]:
     """Rules from a copy of thresholds.yaml with ``thresholds`` appended (later keys win),
     written with --out into a directory of their own: its rule files by name."""
-    copy = tmp_path / "thresholds.yaml"
-    copy.write_text(THRESHOLDS.read_text() + thresholds)
-    out = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, "-m", "mixin", "--thresholds", str(copy), "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return {path.name: load_yaml(path) for path in sorted((out / "rules").glob("*.yaml"))}
+    changed = yaml.safe_load(THRESHOLDS.read_text() + thresholds)
+    return {path.name: load_yaml(path) for path in generated_rules(tmp_path, changed)}
 
 
 def test_the_out_option_writes_rules_from_other_thresholds_elsewhere(tmp_path: Path) -> None:
@@ -282,16 +273,16 @@ def test_the_out_option_writes_rules_from_other_thresholds_elsewhere(tmp_path: P
     recorded = [r["record"] for g in files["zoom-qss-slo.yaml"]["groups"] for r in g["rules"]]
     assert "account_site:zoom_qos_poor_stream_minutes:ratio_rate1h" in recorded  # the baseline
     checked = subprocess.run(
-        [promtool(), "check", "rules", *sorted((tmp_path / "out" / "rules").glob("*.yaml"))],
+        [promtool(), "check", "rules", *sorted((tmp_path / "generated" / "rules").glob("*.yaml"))],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     copy = str(tmp_path / "thresholds.yaml")
-    same = _mixin("--thresholds", copy, "--out", str(tmp_path / "out"))
+    same = _mixin("--thresholds", copy, "--out", str(tmp_path / "generated"))
     assert same.returncode == 0, same.stderr
-    stale = _mixin("--out", str(tmp_path / "out"))  # the shipped thresholds differ
+    stale = _mixin("--out", str(tmp_path / "generated"))  # the shipped thresholds differ
     assert stale.returncode == 1 and "rules/zoom-qss-alerts.yaml is out of date" in stale.stderr
 
 
